@@ -1,0 +1,129 @@
+/**
+ * The D1 schema (contract section 1). drizzle-kit generates `migrations/`
+ * from this file; wrangler applies them. CHECK constraints keep `status`,
+ * `outcome` and `reconciled_by` to the contract's values even against a
+ * buggy writer.
+ */
+import { sql } from "drizzle-orm";
+import { check, index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const workspaces = sqliteTable("workspaces", {
+  id: text("id").primaryKey(),
+  slug: text("slug").notNull().unique(),
+  name: text("name").notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const users = sqliteTable("users", {
+  id: text("id").primaryKey(),
+  email: text("email").notNull().unique(),
+  name: text("name").notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const MEMBERSHIP_ROLES = ["owner", "operator", "viewer"] as const;
+export type MembershipRole = (typeof MEMBERSHIP_ROLES)[number];
+
+export const memberships = sqliteTable(
+  "memberships",
+  {
+    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
+    userId: text("user_id").notNull().references(() => users.id),
+    role: text("role", { enum: MEMBERSHIP_ROLES }).notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("memberships_workspace_user_uq").on(t.workspaceId, t.userId),
+    index("memberships_user_idx").on(t.userId),
+    check("memberships_role_ck", sql`${t.role} IN ('owner', 'operator', 'viewer')`),
+  ],
+);
+
+export const apiTokens = sqliteTable(
+  "api_tokens",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
+    name: text("name").notNull(),
+    /** SHA-256 of the token, hex. The token itself is never stored. */
+    tokenHash: text("token_hash").notNull(),
+    createdAt: integer("created_at").notNull(),
+    lastUsedAt: integer("last_used_at"),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [uniqueIndex("api_tokens_hash_uq").on(t.tokenHash), index("api_tokens_workspace_idx").on(t.workspaceId)],
+);
+
+export const operationRuns = sqliteTable(
+  "operation_runs",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
+    type: text("type").notNull(),
+    status: text("status", { enum: ["queued", "running", "completed"] }).notNull(),
+    outcome: text("outcome", { enum: ["pending", "succeeded", "partially_succeeded", "failed"] }).notNull(),
+    attempt: integer("attempt").notNull(),
+    maxAttempts: integer("max_attempts").notNull(),
+    input: text("input").notNull(),
+    progress: text("progress").notNull(),
+    createdAt: integer("created_at").notNull(),
+    startedAt: integer("started_at"),
+    completedAt: integer("completed_at"),
+    lastHeartbeatAt: integer("last_heartbeat_at"),
+    deadlineAt: integer("deadline_at"),
+    reasonCode: text("reason_code"),
+    failureMessage: text("failure_message"),
+    diagnostics: text("diagnostics").notNull(),
+    reconciledBy: text("reconciled_by", { enum: ["tracker_alarm", "sweep", "dead_letter"] }),
+    idempotencyKey: text("idempotency_key"),
+    initiator: text("initiator").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    check("operation_runs_status_ck", sql`${t.status} IN ('queued', 'running', 'completed')`),
+    check("operation_runs_outcome_ck", sql`${t.outcome} IN ('pending', 'succeeded', 'partially_succeeded', 'failed')`),
+    // Pending exactly while not completed: a completed run always has its outcome.
+    check("operation_runs_outcome_status_ck", sql`(${t.status} = 'completed') = (${t.outcome} <> 'pending')`),
+    check("operation_runs_reconciled_by_ck", sql`${t.reconciledBy} IS NULL OR ${t.reconciledBy} IN ('tracker_alarm', 'sweep', 'dead_letter')`),
+    // A terminal run has no deadline; a live one always has one (the sweep relies on it).
+    check("operation_runs_deadline_ck", sql`(${t.status} = 'completed') = (${t.deadlineAt} IS NULL)`),
+    check("operation_runs_attempt_ck", sql`${t.attempt} >= 0 AND ${t.attempt} <= ${t.maxAttempts}`),
+    // The sweep: overdue non-terminal runs, oldest deadline first. Partial, so
+    // it holds only live runs and its size never grows with history.
+    index("operation_runs_deadline_live_idx").on(t.deadlineAt).where(sql`${t.status} <> 'completed'`),
+    // Keyset listing per workspace, newest first (ids are time-ordered).
+    index("operation_runs_workspace_id_idx").on(t.workspaceId, t.id),
+    index("operation_runs_workspace_status_id_idx").on(t.workspaceId, t.status, t.id),
+    index("operation_runs_workspace_type_id_idx").on(t.workspaceId, t.type, t.id),
+    // Retention: terminal runs by completion time.
+    index("operation_runs_completed_idx").on(t.completedAt).where(sql`${t.status} = 'completed'`),
+    uniqueIndex("operation_runs_idempotency_uq").on(t.workspaceId, t.idempotencyKey),
+  ],
+);
+
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
+    /** `user:…`, `api-token:…`, `system:tracker`, `system:sweep`, `system:dead-letter`, `system:consumer`. */
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    subjectType: text("subject_type").notNull(),
+    subjectId: text("subject_id").notNull(),
+    /** JSON object, redacted before it is written. */
+    metadata: text("metadata").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    // One subject's timeline in order (ids are time-ordered).
+    index("audit_events_subject_idx").on(t.subjectType, t.subjectId, t.id),
+    // A workspace's events newest first, keyset-paginated.
+    index("audit_events_workspace_id_idx").on(t.workspaceId, t.id),
+    // Retention and time-range queries.
+    index("audit_events_created_idx").on(t.createdAt),
+  ],
+);
+
+export type OperationRunRow = typeof operationRuns.$inferSelect;
+export type AuditEventRow = typeof auditEvents.$inferSelect;

@@ -1,0 +1,111 @@
+/**
+ * Display state (contract section 6): a pure function of the run, its policy
+ * and now. A stale run never gets the look of healthy activity.
+ */
+import type { LifecyclePolicy, LifecycleSettings } from "./policy";
+import { reasonFamily, type ReasonCode } from "./reasons";
+import type { Detector, Outcome, RunStatus } from "./states";
+
+export const DISPLAY_STATES = [
+  "queued",
+  "queued_overdue",
+  "running",
+  "running_stale",
+  "succeeded",
+  "partially_succeeded",
+  "failed",
+  "failed_reconciled",
+] as const;
+export type DisplayStateKind = (typeof DISPLAY_STATES)[number];
+
+export interface DisplayState {
+  kind: DisplayStateKind;
+  /** The words of the contract's table, e.g. "Running · no heartbeat for 42 s". */
+  label: string;
+  /** Whether this is healthy, live work (only queued-in-time and running-fresh are). */
+  live: boolean;
+  /** For the stale kinds: how far past the threshold, in ms. */
+  overdueByMs?: number;
+  /** For `failed_reconciled`: which detector decided. */
+  detector?: Detector;
+}
+
+export interface DisplayInput {
+  status: RunStatus;
+  outcome: Outcome;
+  reasonCode: ReasonCode | null;
+  reconciledBy: Detector | null;
+  createdAt: number;
+  startedAt: number | null;
+  lastHeartbeatAt: number | null;
+  /** D1 deadline (queued: when it becomes overdue). */
+  deadlineAt: number | null;
+}
+
+/** "42 s", "3 min", "2 h", "5 d": coarse, for labels. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h`;
+  return `${Math.floor(h / 24)} d`;
+}
+
+const DETECTOR_LABEL: Record<Detector, string> = {
+  tracker_alarm: "tracker",
+  sweep: "sweep",
+  dead_letter: "dead-letter",
+};
+
+/**
+ * The display state of a run at `now`. A running run's heartbeat in D1 lags
+ * by up to one flush interval, so it is stale only once
+ * heartbeatTimeoutMs + flush interval have passed since the last flushed one.
+ */
+export function displayState(
+  run: DisplayInput,
+  policy: Pick<LifecyclePolicy, "heartbeatTimeoutMs" | "staleQueuedAfterMs"> | null,
+  settings: Pick<LifecycleSettings, "heartbeatFlushIntervalMs">,
+  now: number,
+): DisplayState {
+  switch (run.status) {
+    case "queued": {
+      const deadline = run.deadlineAt ?? (policy ? run.createdAt + policy.staleQueuedAfterMs : null);
+      if (deadline !== null && now > deadline) {
+        return { kind: "queued_overdue", label: "Queued · overdue", live: false, overdueByMs: now - deadline };
+      }
+      return { kind: "queued", label: "Queued", live: true };
+    }
+    case "running": {
+      const last = run.lastHeartbeatAt ?? run.startedAt ?? run.createdAt;
+      const silentFor = now - last;
+      // With no policy (type removed by a deploy) nothing vouches for liveness.
+      const threshold = policy ? policy.heartbeatTimeoutMs + settings.heartbeatFlushIntervalMs : 0;
+      if (!policy || silentFor > threshold) {
+        return {
+          kind: "running_stale",
+          label: `Running · no heartbeat for ${formatDuration(silentFor)}`,
+          live: false,
+          overdueByMs: silentFor - threshold,
+        };
+      }
+      return { kind: "running", label: "Running", live: true };
+    }
+    case "completed": {
+      if (run.outcome === "succeeded") return { kind: "succeeded", label: "Succeeded", live: false };
+      if (run.outcome === "partially_succeeded") {
+        return { kind: "partially_succeeded", label: "Partially succeeded", live: false };
+      }
+      if (run.reasonCode !== null && reasonFamily(run.reasonCode) === "lifecycle") {
+        const detector = run.reconciledBy ?? undefined;
+        const by = detector ? ` by ${DETECTOR_LABEL[detector]}` : "";
+        return detector
+          ? { kind: "failed_reconciled", label: `Failed · reconciled${by}`, live: false, detector }
+          : { kind: "failed_reconciled", label: "Failed · reconciled", live: false };
+      }
+      return { kind: "failed", label: "Failed", live: false };
+    }
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * A type's lifecycle policy (contract section 5) and the system-wide settings
+ * the timing contract checks it against.
+ */
+export interface LifecyclePolicy {
+  /** An attempt is aborted (attempt.timeout) after this long. */
+  timeoutMs: number;
+  /** How long an attempt normally takes; must be well under the timeout (T9). */
+  expectedRuntimeMs: number;
+  /** Attempts heartbeat this often while alive. */
+  heartbeatIntervalMs: number;
+  /** The tracker declares the attempt lost after this long without a heartbeat. */
+  heartbeatTimeoutMs: number;
+  /** A queued run no attempt started within this long is stale. */
+  staleQueuedAfterMs: number;
+  /** The sweep's threshold for a running run, counted from its last flushed heartbeat. */
+  staleRunningAfterMs: number;
+  /** Attempts in all, first included (T3: the queue's max_retries + 1). */
+  maxAttempts: number;
+  /** Delay before a retryable failure is tried again (T4). */
+  retryDelaySeconds: number;
+  /** Name of the queue that carries the type (as in wrangler.toml). */
+  queue: string;
+}
+
+export interface LifecycleSettings {
+  /** Wall-clock limit of a queue consumer invocation (T1). */
+  consumerWallClockLimitMs: number;
+  /** Head-room kept under that limit for abort, cleanup and the final write (T1). */
+  safetyMarginMs: number;
+  /** A running run's heartbeat reaches D1 at most once per this interval (T6). */
+  heartbeatFlushIntervalMs: number;
+  /** How far past its deadline the sweep waits, so the tracker normally wins (T6). */
+  sweepGraceMs: number;
+  /** Slack for queue delivery beyond its batch timeout and retry delay (T5). */
+  queueMarginMs: number;
+}
+
+/** Cloudflare Queues limits: 15 min consumer wall clock, 12 h maximum retry delay. */
+export const CONSUMER_WALL_CLOCK_LIMIT_MS = 15 * 60_000;
+export const MAX_RETRY_DELAY_SECONDS = 43_200;
+
+export const DEFAULT_SETTINGS: LifecycleSettings = {
+  consumerWallClockLimitMs: CONSUMER_WALL_CLOCK_LIMIT_MS,
+  safetyMarginMs: 30_000,
+  heartbeatFlushIntervalMs: 5_000,
+  sweepGraceMs: 15_000,
+  queueMarginMs: 10_000,
+};

@@ -1,0 +1,106 @@
+/**
+ * Reason codes (contract section 3). Two families the admin must tell apart at
+ * a glance: an execution failure is the attempt's own; a lifecycle
+ * reconciliation is the machinery deciding because the attempt could not.
+ */
+export type ReasonFamily = "execution" | "lifecycle";
+
+export interface ReasonExplanation {
+  family: ReasonFamily;
+  /** Short label for badges and lists. */
+  title: string;
+  /** What happened, in operator terms. */
+  whatHappened: string;
+  /** What it means for side effects already made by the operation. */
+  sideEffects: string;
+  /** What the operator should do next. */
+  whatToDo: string;
+}
+
+export const REASONS = {
+  "handler.failed": {
+    family: "execution",
+    title: "Handler reported failure",
+    whatHappened: "The operation ran to the end and reported that it failed.",
+    sideEffects: "Work done before the failure was kept; the handler decided what to undo.",
+    whatToDo: "Read the failure message, fix the cause in the source data or configuration, then start a new run.",
+  },
+  "handler.error": {
+    family: "execution",
+    title: "Handler error",
+    whatHappened: "The operation threw an error that was not retryable, or kept throwing until no attempts were left.",
+    sideEffects: "The attempt stopped where it threw; some items may have been processed.",
+    whatToDo: "Check the original error in diagnostics; start a new run once the cause is fixed.",
+  },
+  "attempt.timeout": {
+    family: "execution",
+    title: "Attempt timed out",
+    whatHappened: "The attempt ran longer than its policy's timeout and was aborted.",
+    sideEffects: "The attempt was stopped mid-way; items processed before the timeout stay processed.",
+    whatToDo: "Check why it ran so long (input size, a slow dependency); split the work or raise the type's timeout within the contract.",
+  },
+  "input.invalid": {
+    family: "execution",
+    title: "Input no longer valid",
+    whatHappened: "The stored input does not validate against the operation type's current schema.",
+    sideEffects: "Nothing ran: the handler was not called.",
+    whatToDo: "Start a new run with input that matches the current schema.",
+  },
+  "operation.unknown_type": {
+    family: "execution",
+    title: "Unknown operation type",
+    whatHappened: "No handler is registered for this type, for example because a deploy removed it.",
+    sideEffects: "Nothing ran: there was no handler to call.",
+    whatToDo: "Deploy a version that registers the type, or stop starting runs of it.",
+  },
+  "lifecycle.stale_queued": {
+    family: "lifecycle",
+    title: "Never started",
+    whatHappened: "The run waited in the queue past its stale threshold without any attempt starting; its queue message was likely lost.",
+    sideEffects: "No attempt ran, so no side effects were made.",
+    whatToDo: "Start the run again; if this repeats, check the queue's consumer and backlog.",
+  },
+  "lifecycle.heartbeat_lost": {
+    family: "lifecycle",
+    title: "Heartbeat lost",
+    whatHappened: "The last attempt stopped heartbeating (its worker died or was evicted) and no attempts were left.",
+    sideEffects: "The attempt may have made part of its changes before it died; check the target for partial work.",
+    whatToDo: "Check the target for partial work, then start a new run; the original error, if any, is in diagnostics.",
+  },
+  "lifecycle.stale_running": {
+    family: "lifecycle",
+    title: "Stale while running",
+    whatHappened: "The reconciliation sweep found the run marked running with its heartbeat overdue, after its tracker could not resolve it.",
+    sideEffects: "The attempt may have made part of its changes; nothing is running for it any more.",
+    whatToDo: "Check the target for partial work, then start a new run; see diagnostics for the last heartbeat and thresholds.",
+  },
+  "queue.max_attempts_exceeded": {
+    family: "lifecycle",
+    title: "Queue gave up",
+    whatHappened: "The queue used up its delivery attempts for this run and moved its message to the dead-letter queue.",
+    sideEffects: "Earlier attempts may have made part of their changes.",
+    whatToDo: "Read the original last error in diagnostics, fix its cause, then start a new run.",
+  },
+} as const satisfies Record<string, ReasonExplanation>;
+
+export type ReasonCode = keyof typeof REASONS;
+export type ExecutionReasonCode = {
+  [K in ReasonCode]: (typeof REASONS)[K]["family"] extends "execution" ? K : never;
+}[ReasonCode];
+export type LifecycleReasonCode = Exclude<ReasonCode, ExecutionReasonCode>;
+
+export const REASON_CODES = Object.keys(REASONS) as ReasonCode[];
+
+export function isReasonCode(value: unknown): value is ReasonCode {
+  return typeof value === "string" && Object.hasOwn(REASONS, value);
+}
+
+/** The family of a reason code: execution (the attempt's own) or lifecycle (the machinery's). */
+export function reasonFamily(code: ReasonCode): ReasonFamily {
+  return REASONS[code].family;
+}
+
+/** The operator-facing explanation of a reason code. */
+export function explainReason(code: ReasonCode): ReasonExplanation {
+  return REASONS[code];
+}

@@ -1,0 +1,67 @@
+/**
+ * Redaction for anything that leaves an attempt and may reach an operator:
+ * failure messages, diagnostics and audit metadata. Secrets are masked,
+ * stack traces dropped, and text trimmed, so the admin and API can show what
+ * is stored without a second filter.
+ */
+const SECRET_KEY = /(pass(word)?|secret|token|api[-_]?key|authorization|cookie|credential|private[-_]?key|signature)/i;
+const SECRET_PATTERNS: RegExp[] = [
+  /\bBearer\s+[A-Za-z0-9._~+/=-]+/gi,
+  /\b(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})\b/g, // JWTs
+  /\b((?:pass(?:word)?|secret|token|api[-_]?key)\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)/gi,
+  /\b[A-Fa-f0-9]{32,}\b/g, // long hex (hashes, keys)
+  /\b[A-Za-z0-9+/_-]{40,}={0,2}/g, // long base64-ish blobs
+];
+
+export const MAX_MESSAGE_LENGTH = 500;
+
+function maskSecrets(text: string): string {
+  let out = text;
+  for (const pattern of SECRET_PATTERNS) {
+    out = out.replace(pattern, (match, prefix: unknown) =>
+      typeof prefix === "string" && /[=:]\s*$/.test(prefix) ? `${prefix}[redacted]` : "[redacted]",
+    );
+  }
+  return out;
+}
+
+/** An operator-safe one-paragraph message: no stack frames, no secrets, trimmed. */
+export function sanitizeMessage(text: string, max = MAX_MESSAGE_LENGTH): string {
+  const withoutStack = text
+    .split("\n")
+    .filter((line) => !/^\s*at\s+\S/.test(line))
+    .join(" ")
+    .replace(/\s+/g, " ")
+    .trim();
+  const masked = maskSecrets(withoutStack);
+  return masked.length > max ? `${masked.slice(0, max - 1)}…` : masked;
+}
+
+/** The operator-safe message of anything thrown. Never `String(e)` of an object, never the stack. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) {
+    const name = error.name && error.name !== "Error" ? `${error.name}: ` : "";
+    return sanitizeMessage(`${name}${error.message}`);
+  }
+  if (typeof error === "string") return sanitizeMessage(error);
+  return "A non-Error value was thrown.";
+}
+
+/**
+ * A redacted deep copy of metadata: values under secret-looking keys are
+ * masked, strings sanitized, depth and size bounded.
+ */
+export function redactMetadata(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value === "number" || typeof value === "boolean") return value;
+  if (typeof value === "string") return sanitizeMessage(value);
+  if (depth >= 5) return "[truncated]";
+  if (Array.isArray(value)) return value.slice(0, 50).map((v) => redactMetadata(v, depth + 1));
+  if (typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value).slice(0, 50)) {
+      out[k] = SECRET_KEY.test(k) ? "[redacted]" : redactMetadata(v, depth + 1);
+    }
+    return out;
+  }
+  return undefined;
+}

@@ -1,0 +1,5 @@
+export * from "./audit";
+export * from "./ids";
+export * from "./queries";
+export * from "./records";
+export * from "./service";

@@ -1,0 +1,71 @@
+/**
+ * Read queries over `operation_runs`. Each names the index it is written for;
+ * `test/runs/query-plan.test.ts` holds them to it with EXPLAIN QUERY PLAN.
+ */
+import type { RunStatus } from "../lifecycle";
+import { rowToRecord, type RunRecord, type RunRow } from "./records";
+
+const COLUMNS =
+  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at";
+
+/**
+ * Overdue live runs, oldest deadline first. The `status <> 'completed'` term
+ * must match the partial index's WHERE clause for SQLite to use it, which is
+ * what keeps rows read proportional to overdue runs, not to history.
+ */
+export const OVERDUE_RUNS_SQL = `SELECT ${COLUMNS} FROM operation_runs
+  WHERE status <> 'completed' AND deadline_at < ?1
+  ORDER BY deadline_at LIMIT ?2`;
+
+export async function overdueRuns(db: D1Database, before: number, limit: number): Promise<{ runs: RunRecord[]; rowsRead: number }> {
+  const res = await db.prepare(OVERDUE_RUNS_SQL).bind(before, limit).all<RunRow>();
+  return { runs: res.results.map(rowToRecord), rowsRead: res.meta.rows_read };
+}
+
+export interface ListRunsFilter {
+  status?: RunStatus;
+  type?: string;
+  /** Exclusive: runs older than this id (keyset pagination, newest first). */
+  before?: string;
+  limit: number;
+}
+
+/**
+ * One page of a workspace's runs, newest first, by keyset on the time-ordered
+ * id: `(workspace_id[, status | type], id)` indexes serve every combination,
+ * so a deep page costs what the first one does.
+ */
+export function listRunsQuery(workspaceId: string, f: ListRunsFilter): { sql: string; params: unknown[] } {
+  const where = ["workspace_id = ?"];
+  const params: unknown[] = [workspaceId];
+  if (f.status) {
+    where.push("status = ?");
+    params.push(f.status);
+  }
+  if (f.type) {
+    where.push("type = ?");
+    params.push(f.type);
+  }
+  if (f.before) {
+    where.push("id < ?");
+    params.push(f.before);
+  }
+  params.push(f.limit + 1);
+  return { sql: `SELECT ${COLUMNS} FROM operation_runs WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ?`, params };
+}
+
+export async function listRuns(
+  db: D1Database,
+  workspaceId: string,
+  f: ListRunsFilter,
+): Promise<{ runs: RunRecord[]; nextCursor: string | null; rowsRead: number }> {
+  const q = listRunsQuery(workspaceId, f);
+  const res = await db.prepare(q.sql).bind(...q.params).all<RunRow>();
+  const rows = res.results.slice(0, f.limit);
+  const more = res.results.length > f.limit;
+  return {
+    runs: rows.map(rowToRecord),
+    nextCursor: more && rows.length > 0 ? rows[rows.length - 1]!.id : null,
+    rowsRead: res.meta.rows_read,
+  };
+}

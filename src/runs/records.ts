@@ -1,0 +1,144 @@
+/**
+ * The run record as the code sees it, and its mapping from D1 rows. JSON
+ * columns are written only by this service, but are still parsed defensively:
+ * a corrupt value reads as empty rather than taking a page down.
+ */
+import {
+  EMPTY_PROGRESS,
+  isReasonCode,
+  type Detector,
+  type Outcome,
+  type Progress,
+  type ReasonCode,
+  type RunState,
+  type RunStatus,
+} from "../lifecycle";
+
+export interface AttemptSummary {
+  attempt: number;
+  startedAt: number;
+  endedAt?: number;
+  /** How the attempt ended: an outcome, a reason code, or a takeover. */
+  ended?: string;
+  error?: string;
+}
+
+export interface Diagnostics {
+  attempts: AttemptSummary[];
+  /** The original last error of an attempt, kept even when a reconciliation decides. */
+  lastError?: { attempt: number; message: string; reasonCode?: ReasonCode; at: number };
+  detectedBy?: Detector;
+  /** What the detector saw: last heartbeat, deadline, thresholds in force, … */
+  evidence?: Record<string, unknown>;
+  thresholds?: Record<string, number>;
+}
+
+export interface RunRecord {
+  id: string;
+  workspaceId: string;
+  type: string;
+  status: RunStatus;
+  outcome: Outcome;
+  attempt: number;
+  maxAttempts: number;
+  input: unknown;
+  progress: Progress;
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  lastHeartbeatAt: number | null;
+  deadlineAt: number | null;
+  reasonCode: ReasonCode | null;
+  failureMessage: string | null;
+  diagnostics: Diagnostics;
+  reconciledBy: Detector | null;
+  idempotencyKey: string | null;
+  initiator: string;
+  updatedAt: number;
+}
+
+/** A row of `operation_runs` as D1 returns it (snake_case columns). */
+export interface RunRow {
+  id: string;
+  workspace_id: string;
+  type: string;
+  status: RunStatus;
+  outcome: Outcome;
+  attempt: number;
+  max_attempts: number;
+  input: string;
+  progress: string;
+  created_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  last_heartbeat_at: number | null;
+  deadline_at: number | null;
+  reason_code: string | null;
+  failure_message: string | null;
+  diagnostics: string;
+  reconciled_by: Detector | null;
+  idempotency_key: string | null;
+  initiator: string;
+  updated_at: number;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    // Only this service writes these columns; a parse failure means corruption,
+    // which callers see as an empty value rather than a crash.
+    return null;
+  }
+}
+
+function asProgress(value: unknown): Progress {
+  if (typeof value !== "object" || value === null) return { ...EMPTY_PROGRESS };
+  const v = value as Record<string, unknown>;
+  const n = (k: string) => (typeof v[k] === "number" && Number.isFinite(v[k]) ? (v[k] as number) : 0);
+  return { total: n("total"), processed: n("processed"), succeeded: n("succeeded"), failed: n("failed") };
+}
+
+function asDiagnostics(value: unknown): Diagnostics {
+  if (typeof value !== "object" || value === null || !Array.isArray((value as { attempts?: unknown }).attempts)) {
+    return { attempts: [] };
+  }
+  return value as Diagnostics;
+}
+
+export function rowToRecord(row: RunRow): RunRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    type: row.type,
+    status: row.status,
+    outcome: row.outcome,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    input: parseJson(row.input),
+    progress: asProgress(parseJson(row.progress)),
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+    lastHeartbeatAt: row.last_heartbeat_at,
+    deadlineAt: row.deadline_at,
+    reasonCode: isReasonCode(row.reason_code) ? row.reason_code : null,
+    failureMessage: row.failure_message,
+    diagnostics: asDiagnostics(parseJson(row.diagnostics)),
+    reconciledBy: row.reconciled_by,
+    idempotencyKey: row.idempotency_key,
+    initiator: row.initiator,
+    updatedAt: row.updated_at,
+  };
+}
+
+export function stateOf(run: RunRecord): RunState {
+  return {
+    status: run.status,
+    outcome: run.outcome,
+    attempt: run.attempt,
+    maxAttempts: run.maxAttempts,
+    reasonCode: run.reasonCode,
+    reconciledBy: run.reconciledBy,
+  };
+}
