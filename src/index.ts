@@ -1,9 +1,19 @@
-import { RunTracker } from "./tracker/run-tracker";
+/** Wiring only: the Worker's entry points and the Durable Object class. */
+import { app } from "./app";
+import { deadLetterQueues } from "./contract-runtime";
+import { handleDeadLetterBatch } from "./queue/dead-letter";
+import { handleOperationsBatch } from "./queue/consumer";
+import { handleScheduled } from "./sweep/scheduled";
 
-export { RunTracker };
+export { RunTracker } from "./tracker/run-tracker";
 
 export default {
-  async fetch(): Promise<Response> {
-    return new Response("ok");
+  fetch: app.fetch,
+  async queue(batch, env) {
+    if (deadLetterQueues().has(batch.queue)) await handleDeadLetterBatch(batch, env);
+    else await handleOperationsBatch(batch, env);
   },
-} satisfies ExportedHandler<Env>;
+  async scheduled(controller, env, ctx) {
+    await handleScheduled(controller, env, ctx);
+  },
+} satisfies ExportedHandler<Env, unknown>;

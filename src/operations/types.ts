@@ -21,9 +21,17 @@ export interface OperationResult {
   progress?: Progress;
 }
 
-/** Throw this for a failure worth another attempt (while attempts remain). */
+/**
+ * Errors a handler throws are retried while attempts remain (as in Temporal,
+ * BullMQ and Oban). `RetryableError` says so explicitly; `NonRetryableError`
+ * fails the run at once with `handler.error`.
+ */
 export class RetryableError extends Error {
   override name = "RetryableError";
+}
+
+export class NonRetryableError extends Error {
+  override name = "NonRetryableError";
 }
 
 export interface OperationDefinition<I = unknown> {

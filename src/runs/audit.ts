@@ -16,6 +16,9 @@ export type Actor =
   | "system:dead-letter"
   | "system:consumer";
 
+/** Owner of events that belong to no tenant (e.g. a malformed queue message). Created by a migration. */
+export const SYSTEM_WORKSPACE_ID = "ws_system";
+
 export const ACTOR_KINDS = ["user", "api-token", "system"] as const;
 export type ActorKind = (typeof ACTOR_KINDS)[number];
 
@@ -28,7 +31,7 @@ export interface AuditEventInput {
   workspaceId: string;
   actor: Actor;
   action: string;
-  subjectType: "run";
+  subjectType: "run" | "queue_message";
   subjectId: string;
   metadata: Record<string, unknown>;
   createdAt: number;

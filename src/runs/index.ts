@@ -3,3 +3,4 @@ export * from "./ids";
 export * from "./queries";
 export * from "./records";
 export * from "./service";
+export * from "./display-filter";

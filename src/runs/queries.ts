@@ -28,6 +28,8 @@ export interface ListRunsFilter {
   /** Exclusive: runs older than this id (keyset pagination, newest first). */
   before?: string;
   limit: number;
+  /** An extra condition, e.g. a display state (see display-filter.ts). */
+  where?: { sql: string; params: unknown[] };
 }
 
 /**
@@ -49,6 +51,10 @@ export function listRunsQuery(workspaceId: string, f: ListRunsFilter): { sql: st
   if (f.before) {
     where.push("id < ?");
     params.push(f.before);
+  }
+  if (f.where) {
+    where.push(`(${f.where.sql})`);
+    params.push(...f.where.params);
   }
   params.push(f.limit + 1);
   return { sql: `SELECT ${COLUMNS} FROM operation_runs WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ?`, params };

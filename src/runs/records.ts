@@ -14,6 +14,9 @@ import {
   type RunStatus,
 } from "../lifecycle";
 
+/** What JSON.parse can return: the type of stored JSON columns (and serialisable over RPC). */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
 export interface AttemptSummary {
   attempt: number;
   startedAt: number;
@@ -41,7 +44,7 @@ export interface RunRecord {
   outcome: Outcome;
   attempt: number;
   maxAttempts: number;
-  input: unknown;
+  input: JsonValue;
   progress: Progress;
   createdAt: number;
   startedAt: number | null;
@@ -82,9 +85,9 @@ export interface RunRow {
   updated_at: number;
 }
 
-function parseJson(text: string): unknown {
+function parseJson(text: string): JsonValue {
   try {
-    return JSON.parse(text);
+    return JSON.parse(text) as JsonValue;
   } catch {
     // Only this service writes these columns; a parse failure means corruption,
     // which callers see as an empty value rather than a crash.

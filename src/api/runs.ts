@@ -1,0 +1,134 @@
+/** `/api/v1/runs`: create (idempotent), get, and list with keyset pagination. */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { z } from "zod";
+import { DEFAULT_SETTINGS, DISPLAY_STATES, RUN_STATUSES } from "../lifecycle";
+import { getOperation, operationTypes, policyFor, registeredPolicies } from "../operations";
+import { displayStateCondition, listRuns, RunService } from "../runs";
+import { enqueueRun } from "../queue/producer";
+import { requireApiToken, type ApiEnv } from "./auth";
+import { problems } from "./problem";
+import { runJson } from "./serialize";
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+const createBody = z
+  .object({
+    type: z.string().min(1).max(200),
+    input: z.unknown().optional(),
+  })
+  .strict();
+
+const listQuery = z
+  .object({
+    status: z.enum(RUN_STATUSES).optional(),
+    type: z.string().min(1).max(200).optional(),
+    display: z.enum(DISPLAY_STATES).optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().max(200).optional(),
+  })
+  .strict();
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+function zodErrors(error: z.ZodError) {
+  return error.issues.map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }));
+}
+
+/** Cursors are opaque to clients: base64url of the last id seen. */
+function encodeCursor(id: string): string {
+  return btoa(id).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
+function decodeCursor(cursor: string): string {
+  try {
+    const id = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+    if (/^run_[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) return id;
+  } catch {
+    // fall through: an undecodable cursor is the client's error, reported below
+  }
+  throw problems.badRequest("The cursor is not one this API issued.", [{ path: "cursor", message: "invalid cursor" }]);
+}
+
+const service = (env: Env) => new RunService(env.DB, { policyFor, settings: DEFAULT_SETTINGS });
+
+export const runsApi = new Hono<ApiEnv>();
+
+runsApi.use("*", requireApiToken);
+
+runsApi.post(
+  "/",
+  bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw problems.tooLarge(MAX_BODY_BYTES);
+    },
+  }),
+  async (c) => {
+    const contentType = c.req.header("content-type");
+    if (contentType && !/^application\/(.+\+)?json\b/i.test(contentType)) throw problems.unsupportedMediaType();
+    const key = c.req.header("idempotency-key");
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+      throw problems.badRequest("Idempotency-Key must be 1–255 visible ASCII characters.", [
+        { path: "Idempotency-Key", message: "invalid" },
+      ]);
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await c.req.text());
+    } catch {
+      throw problems.malformedJson();
+    }
+    const body = createBody.safeParse(raw);
+    if (!body.success) throw problems.validation("The request body is not a run request.", zodErrors(body.error));
+    const op = getOperation(body.data.type);
+    if (!op) {
+      throw problems.validation(`Unknown operation type "${body.data.type}".`, [
+        { path: "type", message: `must be one of: ${operationTypes().join(", ")}` },
+      ]);
+    }
+    const prepared = op.prepare(body.data.input);
+    if (!prepared.ok) {
+      throw problems.validation(
+        `The input is not valid for ${op.type}.`,
+        prepared.issues.map((i) => ({ path: `input.${i.path}`, message: i.message })),
+      );
+    }
+    const principal = c.get("principal");
+    const { answer } = await enqueueRun(c.env, service(c.env), {
+      workspaceId: principal.workspaceId,
+      type: op.type,
+      input: prepared.input,
+      idempotencyKey: key ?? null,
+      initiator: `api-token:${principal.tokenId}`,
+    });
+    if (!answer.ok) throw problems.idempotencyConflict(answer.conflict.id);
+    c.header("Location", `/api/v1/runs/${answer.run.id}`);
+    return c.json({ run: runJson(answer.run, Date.now()) }, answer.created ? 202 : 200);
+  },
+);
+
+runsApi.get("/:id", async (c) => {
+  const run = await service(c.env).get(c.get("principal").workspaceId, c.req.param("id"));
+  // Another workspace's run is indistinguishable from a missing one.
+  if (!run) throw problems.notFound("run");
+  return c.json({ run: runJson(run, Date.now()) });
+});
+
+runsApi.get("/", async (c) => {
+  const q = listQuery.safeParse(c.req.query());
+  if (!q.success) throw problems.badRequest("Invalid query parameters.", zodErrors(q.error));
+  const now = Date.now();
+  const { status, type, display, limit, cursor } = q.data;
+  const page = await listRuns(c.env.DB, c.get("principal").workspaceId, {
+    limit,
+    ...(status ? { status } : {}),
+    ...(type ? { type } : {}),
+    ...(cursor ? { before: decodeCursor(cursor) } : {}),
+    ...(display ? { where: displayStateCondition(display, registeredPolicies(), DEFAULT_SETTINGS, now) } : {}),
+  });
+  return c.json({
+    runs: page.runs.map((r) => runJson(r, now)),
+    nextCursor: page.nextCursor ? encodeCursor(page.nextCursor) : null,
+  });
+});

@@ -1,0 +1,30 @@
+import { DEFAULT_SETTINGS, displayState, reasonFamily } from "../lifecycle";
+import { getOperation } from "../operations";
+import type { RunRecord } from "../runs";
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** The run as the API shows it (contract field names, times in ISO 8601). */
+export function runJson(run: RunRecord, now: number) {
+  const display = displayState(run, getOperation(run.type)?.policy ?? null, DEFAULT_SETTINGS, now);
+  return {
+    id: run.id,
+    workspaceId: run.workspaceId,
+    type: run.type,
+    status: run.status,
+    outcome: run.outcome,
+    displayState: display.kind,
+    displayLabel: display.label,
+    attempt: run.attempt,
+    maxAttempts: run.maxAttempts,
+    createdAt: iso(run.createdAt),
+    startedAt: iso(run.startedAt),
+    completedAt: iso(run.completedAt),
+    lastHeartbeatAt: iso(run.lastHeartbeatAt),
+    progress: run.progress,
+    reasonCode: run.reasonCode,
+    reasonFamily: run.reasonCode ? reasonFamily(run.reasonCode) : null,
+    reconciledBy: run.reconciledBy,
+    failureMessage: run.failureMessage,
+  };
+}

@@ -1,0 +1,15 @@
+/** The HTTP surface: the JSON API (and, later, the admin). Static assets are served by the platform first. */
+import { Hono } from "hono";
+import { api } from "./api/app";
+import { problemResponse, problems } from "./api/problem";
+
+export const app = new Hono<{ Bindings: Env }>();
+
+app.get("/", (c) => c.redirect("/admin/operations"));
+app.route("/api/v1", api);
+
+app.notFound((c) => {
+  const path = new URL(c.req.url).pathname;
+  if (path.startsWith("/api/")) return problemResponse(problems.notFound("route"), path);
+  return c.text("Not found", 404);
+});
