@@ -13,7 +13,7 @@ export default {
     if (deadLetterQueues().has(batch.queue)) await handleDeadLetterBatch(batch, env);
     else await handleOperationsBatch(batch, env);
   },
-  async scheduled(controller, env, ctx) {
-    await handleScheduled(controller, env, ctx);
+  async scheduled(controller, env) {
+    await handleScheduled(controller, env);
   },
 } satisfies ExportedHandler<Env, unknown>;

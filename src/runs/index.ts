@@ -4,3 +4,5 @@ export * from "./queries";
 export * from "./records";
 export * from "./service";
 export * from "./display-filter";
+export * from "./audit-queries";
+export * from "./metered-db";

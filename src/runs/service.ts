@@ -217,9 +217,18 @@ export class RunService {
    * once per flush interval per run (the condition is in the write itself, so
    * concurrent callers cannot exceed it). No audit event (contract section 2).
    */
-  async heartbeat(hb: { runId: string; type: string; attempt: number; progress?: Progress; force?: boolean }): Promise<HeartbeatAnswer> {
-    const now = this.clock();
-    const flushAfter = hb.force ? Number.MAX_SAFE_INTEGER : now - this.settings.heartbeatFlushIntervalMs;
+  async heartbeat(hb: {
+    runId: string;
+    type: string;
+    attempt: number;
+    progress?: Progress;
+    /** Bypass the throttle (the sweep asking the tracker to refresh D1); never moves the heartbeat back. */
+    force?: boolean;
+    /** When the heartbeat happened, if not now (the tracker may hold an older one). */
+    at?: number;
+  }): Promise<HeartbeatAnswer> {
+    const now = hb.at ?? this.clock();
+    const flushAfter = hb.force ? now - 1 : now - this.settings.heartbeatFlushIntervalMs;
     const res = await this.db
       .prepare(
         `UPDATE operation_runs

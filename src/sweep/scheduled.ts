@@ -1,13 +1,57 @@
 /**
- * The cron entry. It refuses to act on a violated timing contract, naming the
- * rule. The reconciliation sweep itself is the next piece of work (see the
- * issue tracker); until it exists this entry fails loudly rather than
- * pretending to have swept.
+ * The cron entry (every minute): the reconciliation sweep, then retention.
+ * It refuses to act on a violated timing contract or invalid configuration,
+ * naming the rule or the variable, instead of running on them.
  */
-import { assertTimingContract } from "../lifecycle";
+import { assertTimingContract, type ContractReport } from "../lifecycle";
 import { runtimeContract } from "../contract-runtime";
+import { runtimeConfig } from "../config";
+import { log } from "../log";
+import { purgeExpired } from "./retention";
+import { runSweep, type SweepOptions } from "./sweep";
 
-export async function handleScheduled(_controller: ScheduledController, _env: Env, _ctx: ExecutionContext): Promise<void> {
-  assertTimingContract(runtimeContract());
-  throw new Error("The reconciliation sweep is not built yet; trackers and the dead-letter bridge still converge runs.");
+export interface ScheduledDeps {
+  contract: () => ContractReport;
+  sweep?: Partial<SweepOptions>;
+}
+
+const DAY_MS = 86_400_000;
+
+export async function handleScheduled(
+  controller: Pick<ScheduledController, "scheduledTime" | "cron">,
+  env: Env,
+  deps: ScheduledDeps = { contract: runtimeContract },
+): Promise<void> {
+  assertTimingContract(deps.contract());
+  const config = runtimeConfig(env);
+  const sweep = await runSweep(env.DB, env, {
+    batchSize: config.SWEEP_BATCH_SIZE,
+    budgetMs: config.SWEEP_BUDGET_MS,
+    ...deps.sweep,
+  });
+  // One structured line per sweep: what it examined, decided and cost.
+  log.info("sweep.completed", {
+    cron: controller.cron,
+    scheduledTime: controller.scheduledTime,
+    examined: sweep.examined,
+    reconciled: sweep.reconciled,
+    refreshed: sweep.refreshed,
+    lostRace: sweep.lostRace,
+    trackerUnavailable: sweep.trackerUnavailable,
+    failed: sweep.failed,
+    batches: sweep.batches,
+    stoppedBy: sweep.stoppedBy,
+    rowsRead: sweep.d1.rowsRead,
+    rowsWritten: sweep.d1.rowsWritten,
+    durationMs: sweep.durationMs,
+  });
+  const retention = await purgeExpired(env.DB, { now: Date.now(), retentionMs: config.RETENTION_DAYS * DAY_MS });
+  if (retention.runsDeleted > 0 || retention.eventsDeleted > 0) {
+    log.info("retention.purged", {
+      runsDeleted: retention.runsDeleted,
+      eventsDeleted: retention.eventsDeleted,
+      rowsRead: retention.d1.rowsRead,
+      rowsWritten: retention.d1.rowsWritten,
+    });
+  }
 }

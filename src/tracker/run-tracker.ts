@@ -178,6 +178,33 @@ export class RunTracker extends DurableObject<Env> {
   }
 
   /**
+   * The sweep found the run overdue in D1. If this tracker holds a fresher
+   * heartbeat than D1 (the flush lags by design), write it now so the D1
+   * deadline moves and the sweep leaves a live attempt alone. Returns whether
+   * D1 was refreshed.
+   */
+  async refresh(): Promise<{ refreshed: boolean }> {
+    const s = await this.load();
+    if (!s || s.status !== "running" || s.lastHeartbeatAt === null) return { refreshed: false };
+    if (alarmAction(s, policyFor(s.type), Date.now()).kind !== "wait") return { refreshed: false };
+    const answer = await this.service().heartbeat({
+      runId: s.runId,
+      type: s.type,
+      attempt: s.attempt,
+      ...(s.progress ? { progress: s.progress } : {}),
+      force: true,
+      at: s.lastHeartbeatAt,
+    });
+    if (!answer.ok) {
+      if (answer.run) await this.follow(answer.run);
+      return { refreshed: false };
+    }
+    this.state = { ...s, lastFlushedAt: s.lastHeartbeatAt };
+    await this.ctx.storage.put(STATE_KEY, this.state);
+    return { refreshed: answer.flushed };
+  }
+
+  /**
    * The one alarm, at the earliest deadline. Safe to run twice: each branch
    * re-reads the state and every transition is a compare-and-set in D1, so a
    * second run finds nothing left to do. A failing D1 write throws, and the

@@ -1,0 +1,53 @@
+/**
+ * Retention: terminal runs (and their events) older than the configured age
+ * are purged in bounded batches by the same cron. Non-terminal runs are never
+ * touched: every delete is guarded by `status = 'completed'`, and a run's
+ * events go only with the run.
+ */
+import { meteredDb, type D1Cost } from "../runs";
+
+export interface RetentionReport {
+  runsDeleted: number;
+  eventsDeleted: number;
+  d1: D1Cost;
+}
+
+/** D1 binds at most 100 parameters per statement. */
+const MAX_IDS = 90;
+
+export async function purgeExpired(
+  db: D1Database,
+  opts: { now: number; retentionMs: number; batchSize?: number; maxBatches?: number },
+): Promise<RetentionReport> {
+  const metered = meteredDb(db);
+  const cutoff = opts.now - opts.retentionMs;
+  const batchSize = Math.min(opts.batchSize ?? MAX_IDS, MAX_IDS);
+  const report: RetentionReport = { runsDeleted: 0, eventsDeleted: 0, d1: metered.cost };
+  for (let i = 0; i < (opts.maxBatches ?? 10); i++) {
+    const { results } = await metered.db
+      .prepare(
+        "SELECT id FROM operation_runs WHERE status = 'completed' AND completed_at < ? ORDER BY completed_at LIMIT ?",
+      )
+      .bind(cutoff, batchSize)
+      .all<{ id: string }>();
+    if (results.length === 0) break;
+    const ids = results.map((r) => r.id);
+    const marks = ids.map(() => "?").join(", ");
+    const [events, runs] = await metered.db.batch([
+      metered.db.prepare(`DELETE FROM audit_events WHERE subject_type = 'run' AND subject_id IN (${marks})`).bind(...ids),
+      metered.db.prepare(`DELETE FROM operation_runs WHERE status = 'completed' AND id IN (${marks})`).bind(...ids),
+    ]);
+    report.eventsDeleted += events?.meta.changes ?? 0;
+    report.runsDeleted += runs?.meta.changes ?? 0;
+    if (results.length < batchSize) break;
+  }
+  // Events about no run (e.g. malformed queue messages) age out on their own.
+  const orphans = await metered.db
+    .prepare(
+      "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE created_at < ? AND subject_type <> 'run' ORDER BY created_at LIMIT ?)",
+    )
+    .bind(cutoff, batchSize)
+    .run();
+  report.eventsDeleted += orphans.meta.changes ?? 0;
+  return report;
+}
