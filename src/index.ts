@@ -9,11 +9,11 @@ export { RunTracker } from "./tracker/run-tracker";
 
 export default {
   fetch: app.fetch,
-  async queue(batch, env) {
+  async queue(batch: MessageBatch<unknown>, env: Env, _ctx?: ExecutionContext) {
     if (deadLetterQueues().has(batch.queue)) await handleDeadLetterBatch(batch, env);
     else await handleOperationsBatch(batch, env);
   },
-  async scheduled(controller, env) {
+  async scheduled(controller: ScheduledController, env: Env, _ctx?: ExecutionContext) {
     await handleScheduled(controller, env);
   },
 } satisfies ExportedHandler<Env, unknown>;
