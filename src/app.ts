@@ -1,5 +1,6 @@
-/** The HTTP surface: the JSON API (and, later, the admin). Static assets are served by the platform first. */
+/** The HTTP surface: the JSON API and the admin. Static assets are served by the platform first. */
 import { Hono } from "hono";
+import { createAdmin } from "./admin/routes";
 import { api } from "./api/app";
 import { problemResponse, problems } from "./api/problem";
 
@@ -7,6 +8,7 @@ export const app = new Hono<{ Bindings: Env }>();
 
 app.get("/", (c) => c.redirect("/admin/operations"));
 app.route("/api/v1", api);
+app.route("/admin", createAdmin());
 
 app.notFound((c) => {
   const path = new URL(c.req.url).pathname;

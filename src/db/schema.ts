@@ -95,6 +95,10 @@ export const operationRuns = sqliteTable(
     index("operation_runs_workspace_id_idx").on(t.workspaceId, t.id),
     index("operation_runs_workspace_status_id_idx").on(t.workspaceId, t.status, t.id),
     index("operation_runs_workspace_type_id_idx").on(t.workspaceId, t.type, t.id),
+    // The admin's "failures in the last 24 h" tiles: only failed runs, by completion time.
+    index("operation_runs_workspace_failed_idx")
+      .on(t.workspaceId, t.completedAt)
+      .where(sql`${t.status} = 'completed' AND ${t.outcome} = 'failed'`),
     // Retention: terminal runs by completion time.
     index("operation_runs_completed_idx").on(t.completedAt).where(sql`${t.status} = 'completed'`),
     uniqueIndex("operation_runs_idempotency_uq").on(t.workspaceId, t.idempotencyKey),

@@ -1,0 +1,1 @@
+CREATE INDEX `operation_runs_workspace_failed_idx` ON `operation_runs` (`workspace_id`,`completed_at`) WHERE "operation_runs"."status" = 'completed' AND "operation_runs"."outcome" = 'failed';

@@ -1,0 +1,15 @@
+/** What each membership role may do in the admin. Read-only throughout: no destructive action exists. */
+import type { MembershipRole } from "../../db/schema";
+
+export const CAPABILITIES = ["runs:read", "runs:diagnostics", "audit:read", "lifecycle:read"] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+const BY_ROLE: Record<MembershipRole, ReadonlySet<Capability>> = {
+  owner: new Set(CAPABILITIES),
+  operator: new Set(["runs:read", "runs:diagnostics", "audit:read", "lifecycle:read"]),
+  viewer: new Set(["runs:read", "lifecycle:read"]),
+};
+
+export function can(role: MembershipRole, capability: Capability): boolean {
+  return BY_ROLE[role].has(capability);
+}

@@ -1,0 +1,89 @@
+import type { Child } from "hono/jsx";
+import type { Viewer } from "../auth/viewer";
+
+// htmx settings that keep it inside the CSP: no inline indicator styles, no eval.
+const HTMX_CONFIG = JSON.stringify({
+  includeIndicatorStyles: false,
+  allowEval: false,
+  allowScriptTags: false,
+  historyCacheSize: 10,
+  selfRequestsOnly: true,
+});
+
+export function Layout({
+  title,
+  viewer,
+  active,
+  devSignIn,
+  children,
+}: {
+  title: string;
+  viewer: Viewer | null;
+  active?: "operations" | "audit" | "lifecycle";
+  devSignIn?: boolean;
+  children: Child;
+}) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="htmx-config" content={HTMX_CONFIG} />
+        <title>{`${title} · oplife`}</title>
+        <link rel="stylesheet" href="/admin.css" />
+        <script src="/vendor/htmx.min.js" defer></script>
+        <script src="/admin.js" defer></script>
+      </head>
+      <body>
+        <header class="topbar">
+          <a class="brand" href="/admin/operations">
+            oplife
+          </a>
+          {viewer ? (
+            <nav class="nav" aria-label="Main">
+              <a href="/admin/operations" aria-current={active === "operations" ? "page" : undefined}>
+                Operations
+              </a>
+              <a href="/admin/audit-log" aria-current={active === "audit" ? "page" : undefined}>
+                Audit log
+              </a>
+              <a href="/admin/lifecycle" aria-current={active === "lifecycle" ? "page" : undefined}>
+                Lifecycle
+              </a>
+            </nav>
+          ) : null}
+          {viewer ? (
+            <div class="who">
+              <form method="post" action="/admin/workspace" class="switcher">
+                <label>
+                  <span class="sr-only">Workspace</span>
+                  <select name="workspaceId" aria-label="Workspace">
+                    {viewer.memberships.map((m) => (
+                      <option value={m.workspaceId} selected={m.workspaceId === viewer.current.workspaceId}>
+                        {m.name}
+                      </option>
+                    ))}
+                  </select>
+                </label>
+                <button type="submit" class="button button--small">
+                  Switch
+                </button>
+              </form>
+              <span class="who__user" title={viewer.user.email}>
+                {viewer.user.name} · <span class="role">{viewer.current.role}</span>
+              </span>
+              {devSignIn ? (
+                <form method="post" action="/admin/sign-out">
+                  <button type="submit" class="button button--small button--ghost">
+                    Sign out
+                  </button>
+                </form>
+              ) : null}
+            </div>
+          ) : null}
+        </header>
+        <main class="main">{children}</main>
+      </body>
+    </html>
+  );
+}
