@@ -18,7 +18,8 @@ export async function sha256Hex(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-const BEARER = /^Bearer\s+([A-Za-z0-9._~+/=-]{8,512})$/;
+// The auth scheme is case-insensitive (RFC 9110 §11.1): "bearer <token>" is the same credential.
+const BEARER = /^Bearer\s+([A-Za-z0-9._~+/=-]{8,512})$/i;
 
 export const requireApiToken = createMiddleware<ApiEnv>(async (c, next) => {
   const match = BEARER.exec(c.req.header("authorization") ?? "");

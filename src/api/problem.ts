@@ -40,10 +40,10 @@ export class ApiProblem extends Error {
 }
 
 export function problemResponse(problem: ApiProblem, instance?: string): Response {
-  return new Response(JSON.stringify(problem.body(instance)), {
-    status: problem.status,
-    headers: { "content-type": "application/problem+json; charset=utf-8" },
-  });
+  const headers = new Headers({ "content-type": "application/problem+json; charset=utf-8" });
+  // A 401 MUST carry a challenge (RFC 9110 §15.5.2; RFC 6750 §3 for bearer tokens).
+  if (problem.status === 401) headers.set("www-authenticate", 'Bearer realm="oplife-api"');
+  return new Response(JSON.stringify(problem.body(instance)), { status: problem.status, headers });
 }
 
 export const problems = {

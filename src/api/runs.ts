@@ -91,7 +91,8 @@ runsApi.post(
     if (!prepared.ok) {
       throw problems.validation(
         `The input is not valid for ${op.type}.`,
-        prepared.issues.map((i) => ({ path: `input.${i.path}`, message: i.message })),
+        // The registry names the input itself "(root)"; to the client that field is `input`.
+        prepared.issues.map((i) => ({ path: i.path === "(root)" ? "input" : `input.${i.path}`, message: i.message })),
       );
     }
     const principal = c.get("principal");
