@@ -95,6 +95,8 @@ export const operationRuns = sqliteTable(
     index("operation_runs_workspace_id_idx").on(t.workspaceId, t.id),
     index("operation_runs_workspace_status_id_idx").on(t.workspaceId, t.status, t.id),
     index("operation_runs_workspace_type_id_idx").on(t.workspaceId, t.type, t.id),
+    // Display filters on completed runs read only runs of their outcome (both "Failed" kinds: failed runs only).
+    index("operation_runs_workspace_outcome_id_idx").on(t.workspaceId, t.outcome, t.id),
     // The admin's "failures in the last 24 h" tiles: only failed runs, by completion time.
     index("operation_runs_workspace_failed_idx")
       .on(t.workspaceId, t.completedAt)

@@ -44,12 +44,13 @@ export function displayStateCondition(
         : { sql: `status = 'running' AND NOT (${fresh})`, params };
     }
     case "succeeded":
-      return { sql: "status = 'completed' AND outcome = 'succeeded'", params: [] };
+      return { sql: "outcome = 'succeeded'", params: [] };
     case "partially_succeeded":
-      return { sql: "status = 'completed' AND outcome = 'partially_succeeded'", params: [] };
+      return { sql: "outcome = 'partially_succeeded'", params: [] };
+    // `outcome = …` first: the (workspace_id, outcome, id) index bounds both kinds by the failures.
     case "failed":
-      return { sql: `status = 'completed' AND outcome = 'failed' AND (reason_code IS NULL OR reason_code NOT IN (${lifecycleList}))`, params: [] };
+      return { sql: `outcome = 'failed' AND (reason_code IS NULL OR reason_code NOT IN (${lifecycleList}))`, params: [] };
     case "failed_reconciled":
-      return { sql: `status = 'completed' AND outcome = 'failed' AND reason_code IN (${lifecycleList})`, params: [] };
+      return { sql: `outcome = 'failed' AND reason_code IN (${lifecycleList})`, params: [] };
   }
 }

@@ -266,7 +266,9 @@ export class RunService {
         const message = result.message ? sanitizeMessage(result.message) : null;
         return {
           progress: result.progress,
-          failureMessage: result.outcome === "succeeded" ? null : message,
+          // A failed run always carries an operator sentence: the handler's, or the reason's own.
+          failureMessage:
+            result.outcome === "succeeded" ? null : (message ?? (result.outcome === "failed" ? explainReason("handler.failed").whatHappened : null)),
           diagnostics: withAttempt(run.diagnostics, attempt, { endedAt: now, ended: result.outcome }),
           completedAt: now,
           deadlineAt: null,

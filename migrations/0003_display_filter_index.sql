@@ -1,0 +1,1 @@
+CREATE INDEX `operation_runs_workspace_outcome_id_idx` ON `operation_runs` (`workspace_id`,`outcome`,`id`);
