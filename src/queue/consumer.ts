@@ -94,11 +94,18 @@ export async function processMessage(message: Message<unknown>, queue: string, e
     case "error":
       settle(message, ticket.type, await fail("handler.error", end.retryable, errorMessage(end.error)));
       return;
-    case "fenced":
+    case "fenced": {
       // The tracker took the lease away: the work is abandoned and nothing is reported.
-      log.info("consumer.attempt_fenced", { runId, attempt, refusal: end.refusal });
-      message.ack();
+      // If this very attempt was declared lost while still alive (its heartbeats stopped
+      // reaching the tracker), the run is back in the queue awaiting a redelivery and
+      // this message is the only one it has: retry it. A newer attempt or a terminal run: ack.
+      const s = await tracker.status();
+      const awaitsRedelivery = s.known && s.state.status === "queued" && s.state.attempt === attempt;
+      log.info("consumer.attempt_fenced", { runId, attempt, refusal: end.refusal, redeliver: awaitsRedelivery });
+      if (awaitsRedelivery) message.retry();
+      else message.ack();
       return;
+    }
   }
 }
 
