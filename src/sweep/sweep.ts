@@ -52,20 +52,26 @@ export interface SweepReport {
 
 type TrackerView = { kind: "answer"; status: TrackerStatus } | { kind: "unavailable"; error: string };
 
-async function askTracker(t: SweepTracker, timeoutMs: number): Promise<TrackerView> {
+/** A tracker call bounded by the tracker timeout: a hung Durable Object must not stall the sweep past its budget. */
+async function withTimeout<T>(call: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const status = await Promise.race([
-      t.status(),
+    return await Promise.race([
+      call,
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]);
-    return { kind: "answer", status };
-  } catch (error) {
-    return { kind: "unavailable", error: error instanceof Error ? error.message : "unknown error" };
   } finally {
     if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+async function askTracker(t: SweepTracker, timeoutMs: number): Promise<TrackerView> {
+  try {
+    return { kind: "answer", status: await withTimeout(t.status(), timeoutMs) };
+  } catch (error) {
+    return { kind: "unavailable", error: error instanceof Error ? error.message : "unknown error" };
   }
 }
 
@@ -100,10 +106,13 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
   const handle = async (run: RunRecord): Promise<void> => {
     const now = clock();
     const tracker = trackerOf(run.id);
-    const view = await askTracker(tracker, opts.trackerTimeoutMs ?? 2_000);
+    const trackerTimeoutMs = opts.trackerTimeoutMs ?? 2_000;
+    const view = await askTracker(tracker, trackerTimeoutMs);
     if (view.kind === "unavailable") report.trackerUnavailable++;
     if (trackerVouches(view, run)) {
-      const { refreshed } = await tracker.refresh();
+      // A tracker that vouched but cannot refresh fails this run (left for the
+      // next sweep) rather than letting the sweep kill an attempt it says is alive.
+      const { refreshed } = await withTimeout(tracker.refresh(), trackerTimeoutMs);
       if (refreshed) {
         report.refreshed++;
         return;
@@ -147,8 +156,12 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
       report.stoppedBy = runs.length === 0 ? "drained" : "no_progress";
       break;
     }
+    let outOfBudget = false;
     for (let i = 0; i < fresh.length; i += concurrency) {
-      if (clock() - started >= opts.budgetMs) break;
+      if (clock() - started >= opts.budgetMs) {
+        outOfBudget = true;
+        break;
+      }
       const slice = fresh.slice(i, i + concurrency);
       const results = await Promise.allSettled(
         slice.map((run) => {
@@ -164,6 +177,11 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
           log.error("sweep.run_failed", { runId: slice[k]!.id, error: r.reason });
         }
       });
+    }
+    // Runs of this batch were left unexamined: the sweep ran out of time, it did not drain.
+    if (outOfBudget) {
+      report.stoppedBy = "budget";
+      break;
     }
     if (runs.length < opts.batchSize) {
       report.stoppedBy = "drained";

@@ -1,0 +1,447 @@
+/**
+ * Helpers for the sweep, audit and retention tests (test/sweep) on the
+ * Workers runtime with real D1 and real RunTracker Durable Objects.
+ *
+ * - Runs are created through RunService directly: no queue message is sent
+ *   and no tracker is told, so nothing but the test moves them.
+ * - Time passes in D1 by rewriting the row: `makeOverdue` moves every
+ *   timestamp of a run into the past until its `deadline_at` lies a given
+ *   distance beyond the sweep's grace, keeping the row self-consistent.
+ * - "The tracker cannot act" is a SweepTracker stub that rejects or hangs.
+ * - Storage is per test FILE, and the sweep reads every overdue run of the
+ *   file's D1: `drainOverdue()` resolves what earlier tests left behind, so a
+ *   report's counts belong to the test that asserts them.
+ */
+import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { expect } from "vitest";
+import { DEFAULT_SETTINGS, displayState, type DisplayState, type DisplayStateKind } from "../../src/lifecycle";
+import { getOperation, policyFor, registeredPolicies } from "../../src/operations";
+import {
+  displayStateCondition,
+  listRuns,
+  RunService,
+  type Actor,
+  type Diagnostics,
+  type RunRecord,
+  type RunRow,
+} from "../../src/runs";
+import { runSweep, type SweepOptions, type SweepReport, type SweepTracker } from "../../src/sweep/sweep";
+import type { TrackerStatus } from "../../src/tracker";
+import { bridgeMessage } from "../../src/queue/dead-letter";
+import { operationMessageFor } from "../../src/queue/messages";
+
+export const SETTINGS = DEFAULT_SETTINGS;
+export const GRACE_MS = DEFAULT_SETTINGS.sweepGraceMs;
+export const DEMO = "demo.work";
+export const DEMO_POLICY = policyFor(DEMO);
+export const DEMO_INPUT = { steps: 2, stepMs: 0 };
+
+export function service(clock: () => number = Date.now, db: D1Database = env.DB): RunService {
+  return new RunService(db, { policyFor, settings: SETTINGS, clock });
+}
+
+export interface NewRun {
+  type?: string;
+  initiator?: Actor;
+  clock?: () => number;
+}
+
+/** A queued run created through the service (no tracker state, no queue message). */
+export async function createQueued(workspaceId: string, opts: NewRun = {}): Promise<RunRecord> {
+  const c = await service(opts.clock).create({
+    workspaceId,
+    type: opts.type ?? DEMO,
+    input: DEMO_INPUT,
+    initiator: opts.initiator ?? "user:sweep-test",
+  });
+  if (!c.ok || !c.created) throw new Error(`create did not create a run: ${JSON.stringify(c)}`);
+  return c.run;
+}
+
+/** A run claimed by attempt 1 through the service, then left alone (no tracker state). */
+export async function createRunning(workspaceId: string, opts: NewRun = {}): Promise<RunRecord> {
+  const run = await createQueued(workspaceId, opts);
+  const a = await service(opts.clock).claim(run.id, 1);
+  if (!a.ok) throw new Error(`claim refused: ${a.refusal}`);
+  return a.run;
+}
+
+export async function storedRow(runId: string): Promise<RunRow> {
+  const row = await env.DB.prepare("SELECT * FROM operation_runs WHERE id = ?").bind(runId).first<RunRow>();
+  if (!row) throw new Error(`no row for ${runId}`);
+  return row;
+}
+
+export async function getRun(runId: string): Promise<RunRecord> {
+  const run = await service().getById(runId);
+  if (!run) throw new Error(`run ${runId} not found`);
+  return run;
+}
+
+export function diagnosticsOf(row: RunRow): Diagnostics {
+  return JSON.parse(row.diagnostics) as Diagnostics;
+}
+
+/** Move every timestamp of a run `ms` into the past, as if all of it had happened `ms` earlier. */
+export async function backdate(runId: string, ms: number): Promise<RunRow> {
+  const res = await env.DB.prepare(
+    `UPDATE operation_runs
+        SET created_at = created_at - ?1,
+            started_at = started_at - ?1,
+            last_heartbeat_at = last_heartbeat_at - ?1,
+            deadline_at = deadline_at - ?1,
+            completed_at = completed_at - ?1,
+            updated_at = updated_at - ?1
+      WHERE id = ?2`,
+  )
+    .bind(ms, runId)
+    .run();
+  expect(res.meta.changes, `backdate ${runId}`).toBe(1);
+  return storedRow(runId);
+}
+
+/**
+ * Backdate a live run so that, at `now`, its D1 deadline lies `byMs` beyond
+ * the sweep's grace (`byMs` ≤ 0: inside the grace, not yet the sweep's).
+ */
+export async function makeOverdue(runId: string, byMs = 1_000, now = Date.now()): Promise<RunRow> {
+  const row = await storedRow(runId);
+  if (row.deadline_at === null) throw new Error(`${runId} is terminal: no deadline to move`);
+  const shift = row.deadline_at - (now - GRACE_MS) + byMs;
+  const aged = await backdate(runId, shift);
+  expect(aged.deadline_at).toBe(now - GRACE_MS - byMs);
+  return aged;
+}
+
+/** Set the D1 deadline (only) of a live run. */
+export async function setDeadline(runId: string, deadlineAt: number): Promise<void> {
+  const res = await env.DB.prepare("UPDATE operation_runs SET deadline_at = ? WHERE id = ? AND status <> 'completed'")
+    .bind(deadlineAt, runId)
+    .run();
+  expect(res.meta.changes).toBe(1);
+}
+
+export interface StoredEvent {
+  id: string;
+  workspaceId: string;
+  actor: string;
+  action: string;
+  subjectType: string;
+  subjectId: string;
+  metadata: Record<string, unknown>;
+  createdAt: number;
+}
+
+interface EventRow {
+  id: string;
+  workspace_id: string;
+  actor: string;
+  action: string;
+  subject_type: string;
+  subject_id: string;
+  metadata: string;
+  created_at: number;
+}
+
+function toEvent(r: EventRow): StoredEvent {
+  const metadata: unknown = JSON.parse(r.metadata);
+  if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) {
+    throw new Error(`metadata of ${r.id} is not an object`);
+  }
+  return {
+    id: r.id,
+    workspaceId: r.workspace_id,
+    actor: r.actor,
+    action: r.action,
+    subjectType: r.subject_type,
+    subjectId: r.subject_id,
+    metadata: metadata as Record<string, unknown>,
+    createdAt: r.created_at,
+  };
+}
+
+/** A run's audit events as stored, in id (= creation) order. */
+export async function eventsOf(runId: string): Promise<StoredEvent[]> {
+  const res = await env.DB.prepare("SELECT * FROM audit_events WHERE subject_id = ? ORDER BY id").bind(runId).all<EventRow>();
+  return res.results.map(toEvent);
+}
+
+export async function actionsOf(runId: string): Promise<string[]> {
+  return (await eventsOf(runId)).map((e) => e.action);
+}
+
+/** Every event of a workspace, newest first (what listAuditEvents must page through). */
+export async function workspaceEventsNewestFirst(workspaceId: string): Promise<StoredEvent[]> {
+  const res = await env.DB.prepare("SELECT * FROM audit_events WHERE workspace_id = ? ORDER BY id DESC")
+    .bind(workspaceId)
+    .all<EventRow>();
+  return res.results.map(toEvent);
+}
+
+/** The one event of `action` for the run; fails unless there is exactly one. */
+export async function onlyEvent(runId: string, action: string): Promise<StoredEvent> {
+  const matching = (await eventsOf(runId)).filter((e) => e.action === action);
+  expect(matching, `${action} events of ${runId}`).toHaveLength(1);
+  return matching[0]!;
+}
+
+// ---------- sweeping ----------
+
+export function sweepOptions(over: Partial<SweepOptions> = {}): SweepOptions {
+  return { batchSize: 50, budgetMs: 20_000, trackerTimeoutMs: 2_000, ...over };
+}
+
+/** runSweep over the real D1 (and, unless replaced, the real trackers). */
+export function sweep(over: Partial<SweepOptions> = {}, db: D1Database = env.DB): Promise<SweepReport> {
+  return runSweep(db, env, sweepOptions(over));
+}
+
+export function reconciledTotal(report: SweepReport): number {
+  return Object.values(report.reconciled).reduce((a, b) => a + b, 0);
+}
+
+/** A tracker that cannot act: every call rejects, or never answers. Records who was asked, in order. */
+export function unableTracker(mode: "rejects" | "hangs"): { tracker: (runId: string) => SweepTracker; asked: string[]; refreshed: string[] } {
+  const asked: string[] = [];
+  const refreshed: string[] = [];
+  const never = new Promise<never>(() => {});
+  return {
+    asked,
+    refreshed,
+    tracker: (runId) => ({
+      status() {
+        asked.push(runId);
+        return mode === "hangs" ? never : Promise.reject(new Error("injected: tracker unreachable"));
+      },
+      refresh() {
+        refreshed.push(runId);
+        return mode === "hangs" ? never : Promise.reject(new Error("injected: tracker unreachable"));
+      },
+    }),
+  };
+}
+
+/** A tracker stub answering with `status`, and whose refresh() behaves as told. */
+export function answeringTracker(
+  status: (runId: string) => TrackerStatus,
+  refresh: "hangs" | "rejects" | { refreshed: boolean },
+): (runId: string) => SweepTracker {
+  return (runId) => ({
+    status: async () => status(runId),
+    refresh: () =>
+      refresh === "hangs"
+        ? new Promise<never>(() => {})
+        : refresh === "rejects"
+          ? Promise.reject(new Error("injected: refresh failed"))
+          : Promise.resolve(refresh),
+  });
+}
+
+/**
+ * Resolve whatever earlier tests of this file left overdue, so the next
+ * report counts only the calling test's runs. Asserts the file is clean after.
+ */
+export async function drainOverdue(): Promise<void> {
+  await sweep({ tracker: unableTracker("rejects").tracker, budgetMs: 60_000, batchSize: 500 });
+  const left = await env.DB.prepare("SELECT COUNT(*) AS n FROM operation_runs WHERE status <> 'completed' AND deadline_at < ?")
+    .bind(Date.now() - GRACE_MS)
+    .first<{ n: number }>();
+  expect(left?.n, "overdue runs left by earlier tests").toBe(0);
+}
+
+/** The real env with some [vars] replaced by raw strings, as a misconfigured deploy would have them. */
+export function envWithVars(vars: Partial<Record<"RETENTION_DAYS" | "SWEEP_BATCH_SIZE" | "SWEEP_BUDGET_MS", string>>): Env {
+  // Env types each var as the literal in wrangler.toml; a bad value is exactly what this test double models.
+  return { ...env, ...vars } as unknown as Env;
+}
+
+// ---------- the dead-letter bridge ----------
+
+export const DLQ = "operations-dlq";
+
+/**
+ * Bridge one dead-lettered message for `run` through the real bridge (as the
+ * DLQ consumer does), and report how the message was settled.
+ */
+export async function bridgeDeadLetter(run: { id: string; workspaceId: string; type: string }, attempts = 1): Promise<QueueResult> {
+  const batch = createMessageBatch(DLQ, [{ id: `dlq_${crypto.randomUUID()}`, timestamp: Date.now(), attempts, body: operationMessageFor(run) }]);
+  await bridgeMessage(batch.messages[0]!, DLQ, env, service());
+  return getQueueResult(batch, createExecutionContext());
+}
+
+// ---------- what operators see ----------
+
+/** The display state as the API derives it (the type's own policy, or none when the type is gone). */
+export function displayOf(run: RunRecord, now = Date.now()): DisplayState {
+  return displayState(run, getOperation(run.type)?.policy ?? null, SETTINGS, now);
+}
+
+/** Ids of the workspace's runs in a display state, through listRuns and the SQL display filter. */
+export async function idsInDisplayState(workspaceId: string, kind: DisplayStateKind, now = Date.now()): Promise<string[]> {
+  const page = await listRuns(env.DB, workspaceId, {
+    limit: 100,
+    where: displayStateCondition(kind, registeredPolicies(), SETTINGS, now),
+  });
+  return page.runs.map((r) => r.id);
+}
+
+// ---------- logs ----------
+
+/** Captures console.log while `fn` runs: raw calls, and the ones that are one JSON object line. */
+export async function capturingLog<T>(fn: () => Promise<T>): Promise<{ value: T; raw: unknown[][]; json: Record<string, unknown>[] }> {
+  const original = console.log;
+  const raw: unknown[][] = [];
+  console.log = (...args: unknown[]) => {
+    raw.push(args);
+  };
+  try {
+    const value = await fn();
+    return { value, raw, json: jsonLines(raw) };
+  } finally {
+    console.log = original;
+  }
+}
+
+/** Same for console.error (the log's error level). */
+export async function capturingErrors<T>(fn: () => Promise<T>): Promise<{ value: T; json: Record<string, unknown>[] }> {
+  const original = console.error;
+  const raw: unknown[][] = [];
+  console.error = (...args: unknown[]) => {
+    raw.push(args);
+  };
+  try {
+    const value = await fn();
+    return { value, json: jsonLines(raw) };
+  } finally {
+    console.error = original;
+  }
+}
+
+function jsonLines(raw: unknown[][]): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const args of raw) {
+    if (args.length !== 1 || typeof args[0] !== "string") continue;
+    try {
+      const parsed: unknown = JSON.parse(args[0]);
+      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) out.push(parsed as Record<string, unknown>);
+    } catch {
+      // Not a structured line; the caller judges raw output if it cares.
+    }
+  }
+  return out;
+}
+
+// ---------- D1 doubles ----------
+
+/** Forward a property of a workerd binding, bound to it (its methods need their own `this`). */
+function forward<T extends object>(target: T, prop: string | symbol): unknown {
+  const value: unknown = Reflect.get(target, prop, target);
+  return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+}
+
+/**
+ * A D1 whose batch() (the transition write) throws for any batch containing
+ * a statement bound to one of `ids`; reads and other runs pass through.
+ */
+export function failingWritesFor(ids: ReadonlySet<string>): { db: D1Database; failures: () => number } {
+  let failures = 0;
+  const poisoned = new WeakSet<D1PreparedStatement>();
+  const wrap = (stmt: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(stmt, {
+      get(target, prop) {
+        if (prop === "bind") {
+          return (...values: unknown[]) => {
+            const bound = target.bind(...values);
+            if (values.some((v) => typeof v === "string" && ids.has(v))) poisoned.add(bound);
+            return bound;
+          };
+        }
+        return forward(target, prop);
+      },
+    });
+  const db = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql));
+      if (prop === "batch") {
+        return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
+          if (statements.some((s) => poisoned.has(s))) {
+            failures++;
+            throw new Error("injected: D1 write failed");
+          }
+          return target.batch<T>(statements);
+        };
+      }
+      return forward(target, prop);
+    },
+  });
+  return { db, failures: () => failures };
+}
+
+/**
+ * A D1 whose batch() calls (transition writes) are held until `release()`:
+ * a writer that has read and decided, stopped just before its
+ * compare-and-set. `arrived` settles when the first write is held.
+ */
+export function heldWrites(): { db: D1Database; arrived: Promise<void>; release: () => void; held: () => number } {
+  let held = 0;
+  const first = deferred();
+  const gate = deferred();
+  const db = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop !== "batch") return forward(target, prop);
+      return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
+        held++;
+        first.resolve();
+        await gate.promise;
+        return target.batch<T>(statements);
+      };
+    },
+  });
+  return { db, arrived: first.promise, release: () => gate.resolve(), held: () => held };
+}
+
+/**
+ * A D1 whose first `writers` batch() calls wait for each other: every writer
+ * has read and decided before any writes, so the compare-and-set alone picks
+ * the winner. `casChanges` is `changes` of each batch's first statement.
+ */
+export function writeBarrier(writers: number, timeoutMs = 3_000): { db: D1Database; casChanges: number[] } {
+  const casChanges: number[] = [];
+  let arrived = 0;
+  const all = deferred();
+  let failed: Error | null = null;
+  const timer = setTimeout(() => {
+    failed = new Error(`barrier: only ${arrived} of ${writers} writers reached batch()`);
+    all.resolve();
+  }, timeoutMs);
+  const db = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop !== "batch") return forward(target, prop);
+      return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
+        if (arrived < writers) {
+          arrived++;
+          if (arrived === writers) {
+            clearTimeout(timer);
+            all.resolve();
+          }
+          await all.promise;
+          if (failed) throw failed;
+        }
+        const results = await target.batch<T>(statements);
+        casChanges.push(results[0]?.meta.changes ?? -1);
+        return results;
+      };
+    },
+  });
+  return { db, casChanges };
+}
+
+/** A promise with its resolver, for ordering concurrent paths by hand. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
