@@ -27,7 +27,7 @@ export function authMode(env: AuthVars): AuthMode {
       };
     }
     if (!env.SESSION_SECRET || env.SESSION_SECRET.length < 32) {
-      return { kind: "misconfigured", problem: "DEV_SIGN_IN needs SESSION_SECRET of at least 32 characters (npm start writes one to .dev.vars)." };
+      return { kind: "misconfigured", problem: "DEV_SIGN_IN needs SESSION_SECRET of at least 32 characters (npm start keeps one in .wrangler/state/dev.env)." };
     }
     return { kind: "dev", sessionSecret: env.SESSION_SECRET };
   }

@@ -1,0 +1,54 @@
+/**
+ * `npm run check:lifecycle` as a command: the exit code and the words an
+ * operator reads, for the real wrangler.toml, a misaligned fixture, a
+ * what-if override and bad input.
+ */
+import { describe, it } from "vitest";
+import { run, tsx } from "./support/run";
+
+const RULE_IDS = ["T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9"];
+
+describe.concurrent("check:lifecycle", () => {
+  it("exits 0 on the real wrangler.toml and reports every rule T1–T9", async ({ expect }) => {
+    const r = await run("npm", ["run", "--silent", "check:lifecycle"]);
+    expect(r.code, r.output).toBe(0);
+    for (const rule of RULE_IDS) expect(r.stdout).toMatch(new RegExp(`^${rule}\\s+demo\\.work\\s.*\\sOK$`, "m"));
+    expect(r.stdout).not.toContain("VIOLATED");
+    expect(r.stdout).toContain("src/generated/deployment.ts matches wrangler.toml");
+  });
+
+  it("fails T3 with both numbers when the operations queue retries 5 times", async ({ expect }) => {
+    const r = await tsx("check-lifecycle.ts", "--config", "test/node/fixtures/wrangler.max-retries-5.toml");
+    expect(r.code, r.output).toBe(1);
+    expect(r.stderr).toContain(
+      'T3 violated for demo.work: maxAttempts (3) must be = max_retries + 1 of queue "operations" (6)',
+    );
+    expect(r.stdout).toMatch(/^T3\s+demo\.work\s.*\s3\s+=\s.*\s6\s+VIOLATED$/m);
+    // Only T3 disagrees; the table still shows the rest holding.
+    expect(r.stderr.match(/violated for/g)).toHaveLength(1);
+  });
+
+  it("fails T1 when an override pushes timeoutMs past the consumer's limit", async ({ expect }) => {
+    const r = await tsx("check-lifecycle.ts", "--override", "demo.work.timeoutMs=890000");
+    expect(r.code, r.output).toBe(1);
+    expect(r.stdout).toContain("Overrides (this run only): demo.work.timeoutMs=890000");
+    expect(r.stderr).toMatch(/T1 violated for demo\.work: timeoutMs \+ safety margin \(920000\) must be ≤ .*\(900000\)/);
+  });
+
+  it.for([
+    ["demo.work.timeoutMs=abc", 'value "abc" is not a non-negative integer'],
+    ["demo.work.colour=5", 'unknown policy field "colour"'],
+    ["nope.timeoutMs=5", 'unknown operation type "nope"'],
+  ])("rejects --override %s with a clear message and exit 2", async ([override, message], { expect }) => {
+    const r = await tsx("check-lifecycle.ts", "--override", override!);
+    expect(r.code, r.output).toBe(2);
+    expect(r.stderr).toContain(`check-lifecycle: --override "${override}": ${message}`);
+    expect(r.stdout).toBe("");
+  });
+
+  it("rejects a wrangler config that does not exist", async ({ expect }) => {
+    const r = await tsx("check-lifecycle.ts", "--config", "test/node/fixtures/missing.toml");
+    expect(r.code, r.output).toBe(2);
+    expect(r.stderr).toMatch(/wrangler config not found: .*missing\.toml/);
+  });
+});
