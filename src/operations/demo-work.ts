@@ -21,12 +21,18 @@ export const demoWorkInput = z
     throwTimes: z.number().int().min(1).max(100).optional(),
     /** Await forever at this step (ignoring the abort signal): only the timeout ends it. */
     hangAtStep: step.optional(),
+    /**
+     * Die at this step: heartbeats stop (as if the isolate died) and the code
+     * never returns, so the tracker declares the attempt lost; when the
+     * attempt's timeout ends it, its late report is fenced.
+     */
+    dieAtStep: step.optional(),
     /** Per-run attempt timeout, capped by the policy's timeoutMs. */
     timeoutMs: z.number().int().min(100).max(300_000).optional(),
   })
   .strict()
   .superRefine((input, ctx) => {
-    for (const key of ["failAtStep", "partialAtStep", "throwAtStep", "hangAtStep"] as const) {
+    for (const key of ["failAtStep", "partialAtStep", "throwAtStep", "hangAtStep", "dieAtStep"] as const) {
       const at = input[key];
       if (at !== undefined && at > input.steps) {
         ctx.addIssue({ code: "custom", path: [key], message: `must be between 1 and steps (${input.steps})` });
@@ -76,6 +82,10 @@ export const demoWork = defineOperation({
     for (let stepNo = 1; stepNo <= input.steps; stepNo++) {
       ctx.signal.throwIfAborted();
       if (input.hangAtStep === stepNo) await new Promise<never>(() => {});
+      if (input.dieAtStep === stepNo) {
+        ctx.faults.stopHeartbeats();
+        await new Promise<never>(() => {});
+      }
       if (input.throwAtStep === stepNo && ctx.attempt <= (input.throwTimes ?? 1)) {
         throw new RetryableError(`Simulated transient error at step ${stepNo} (attempt ${ctx.attempt}).`);
       }

@@ -12,6 +12,12 @@ export interface OperationContext {
   signal: AbortSignal;
   /** Report progress; it travels with the automatic heartbeats. */
   reportProgress(progress: Progress): void;
+  /**
+   * Fault injection for demo and soak types only: `stopHeartbeats()` makes the
+   * attempt look dead to its tracker (as if the isolate had died) while the
+   * code keeps running, so the detection paths can be exercised and measured.
+   */
+  faults: { stopHeartbeats(): void };
 }
 
 export interface OperationResult {

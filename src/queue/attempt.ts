@@ -41,8 +41,9 @@ export async function runAttempt(
   const controller = new AbortController();
   let progress: Progress = ticket.progress;
   let beating = false;
+  let dead = false;
   const beat = async () => {
-    if (beating || controller.signal.aborted) return;
+    if (dead || beating || controller.signal.aborted) return;
     beating = true;
     try {
       const reply = await channel.heartbeat({ attempt: ticket.attempt, progress });
@@ -71,6 +72,11 @@ export async function runAttempt(
         signal: controller.signal,
         reportProgress: (p) => {
           progress = p;
+        },
+        faults: {
+          stopHeartbeats: () => {
+            dead = true;
+          },
         },
       }),
       aborted,
