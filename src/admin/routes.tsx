@@ -5,11 +5,13 @@
  */
 import { Hono, type Context } from "hono";
 import { csrf } from "hono/csrf";
+import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { DEFAULT_SETTINGS, DISPLAY_STATES } from "../lifecycle";
-import { getOperation, operationTypes, policyFor } from "../operations";
-import { ACTOR_KINDS, getAuditEvent, listAuditEvents, runTimeline, RunService } from "../runs";
+import { getOperation, operationTypes } from "../operations";
+import { ACTOR_KINDS, getAuditEvent, listAuditEvents, runTimeline } from "../runs";
 import { runtimeContract } from "../contract-runtime";
+import { runServiceFor } from "../run-service";
 import { log } from "../log";
 import { can } from "./auth/capabilities";
 import { authMode } from "./auth/mode";
@@ -71,6 +73,18 @@ export function createAdmin(deps: AdminDeps = {}) {
       }
       return c.html(<ErrorView status={error.status} title={error.title} detail={error.detail} signIn={error.status === 401 && authMode(c.env).kind === "dev"} />, error.status);
     }
+    // hono's own refusals, e.g. csrf() answering a cross-origin form post with 403: the client's, not an internal error.
+    if (error instanceof HTTPException && error.status < 500) {
+      const refused = error.status === 403;
+      return c.html(
+        <ErrorView
+          status={error.status}
+          title={refused ? "Request refused" : "Bad request"}
+          detail={refused ? "Forms must be submitted from the admin's own pages." : "The request could not be understood."}
+        />,
+        error.status,
+      );
+    }
     log.error("admin.unhandled_error", { method: c.req.method, path: new URL(c.req.url).pathname, error });
     return c.html(<ErrorView status={500} title="Something went wrong" detail="The error has been logged. Try again in a moment." />, 500);
   });
@@ -110,7 +124,6 @@ export function createAdmin(deps: AdminDeps = {}) {
   admin.use("*", requireViewer(deps));
 
   const devSignIn = (c: Context<AdminEnv>) => authMode(c.env).kind === "dev";
-  const service = (env: Env) => new RunService(env.DB, { policyFor, settings: DEFAULT_SETTINGS });
 
   admin.get("/", (c) => c.redirect("/admin/operations", 302));
 
@@ -172,7 +185,7 @@ export function createAdmin(deps: AdminDeps = {}) {
 
   const loadRun = async (c: Context<AdminEnv>) => {
     const id = c.req.param("id") ?? "";
-    const run = RUN_ID.test(id) ? await service(c.env).get(c.get("viewer").current.workspaceId, id) : null;
+    const run = RUN_ID.test(id) ? await runServiceFor(c.env.DB).get(c.get("viewer").current.workspaceId, id) : null;
     if (!run) throw new AdminHttpError(404, "Run not found", "There is no such run in this workspace.");
     return run;
   };

@@ -3,9 +3,10 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { DEFAULT_SETTINGS, DISPLAY_STATES, RUN_STATUSES } from "../lifecycle";
-import { getOperation, operationTypes, policyFor, registeredPolicies } from "../operations";
-import { displayStateCondition, listRuns, RunService } from "../runs";
+import { getOperation, operationTypes, registeredPolicies } from "../operations";
+import { displayStateCondition, listRuns } from "../runs";
 import { enqueueRun } from "../queue/producer";
+import { runServiceFor } from "../run-service";
 import { requireApiToken, type ApiEnv } from "./auth";
 import { problems } from "./problem";
 import { runJson } from "./serialize";
@@ -49,8 +50,6 @@ function decodeCursor(cursor: string): string {
   }
   throw problems.badRequest("The cursor is not one this API issued.", [{ path: "cursor", message: "invalid cursor" }]);
 }
-
-const service = (env: Env) => new RunService(env.DB, { policyFor, settings: DEFAULT_SETTINGS });
 
 export const runsApi = new Hono<ApiEnv>();
 
@@ -96,7 +95,7 @@ runsApi.post(
       );
     }
     const principal = c.get("principal");
-    const { answer } = await enqueueRun(c.env, service(c.env), {
+    const { answer } = await enqueueRun(c.env, runServiceFor(c.env.DB), {
       workspaceId: principal.workspaceId,
       type: op.type,
       input: prepared.input,
@@ -110,7 +109,7 @@ runsApi.post(
 );
 
 runsApi.get("/:id", async (c) => {
-  const run = await service(c.env).get(c.get("principal").workspaceId, c.req.param("id"));
+  const run = await runServiceFor(c.env.DB).get(c.get("principal").workspaceId, c.req.param("id"));
   // Another workspace's run is indistinguishable from a missing one.
   if (!run) throw problems.notFound("run");
   return c.json({ run: runJson(run, Date.now()) });

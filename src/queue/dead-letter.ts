@@ -8,15 +8,14 @@
  * tracker, so it works even when the tracker cannot act; the tracker follows
  * D1 the next time its alarm fires.
  */
-import { DEFAULT_SETTINGS } from "../lifecycle";
-import { policyFor } from "../operations";
-import { RunService } from "../runs";
+import type { RunService } from "../runs";
 import { log } from "../log";
+import { runServiceFor } from "../run-service";
 import { operationMessage } from "./messages";
 import { recordMalformed } from "./malformed";
 
 export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const service = new RunService(env.DB, { policyFor, settings: DEFAULT_SETTINGS });
+  const service = runServiceFor(env.DB);
   await Promise.all(
     batch.messages.map(async (message) => {
       try {

@@ -3,7 +3,7 @@
  * events newest first with keyset pagination and filters. Both are scoped by
  * workspace, so another workspace's events do not exist for the caller.
  */
-import { actorKind, type ActorKind } from "./audit";
+import { AUDIT_COLUMNS, actorKind, type ActorKind } from "./audit";
 import type { JsonValue } from "./records";
 
 export interface AuditEvent {
@@ -29,7 +29,6 @@ interface AuditRow {
   created_at: number;
 }
 
-const COLUMNS = "id, workspace_id, actor, action, subject_type, subject_id, metadata, created_at";
 
 function toEvent(r: AuditRow): AuditEvent {
   let metadata: JsonValue;
@@ -55,7 +54,7 @@ function toEvent(r: AuditRow): AuditEvent {
 /** One run's events in the order they happened (uses audit_events_subject_idx). */
 export async function runTimeline(db: D1Database, workspaceId: string, runId: string): Promise<AuditEvent[]> {
   const res = await db
-    .prepare(`SELECT ${COLUMNS} FROM audit_events WHERE subject_type = 'run' AND subject_id = ? AND workspace_id = ? ORDER BY id LIMIT 500`)
+    .prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE subject_type = 'run' AND subject_id = ? AND workspace_id = ? ORDER BY id LIMIT 500`)
     .bind(runId, workspaceId)
     .all<AuditRow>();
   return res.results.map(toEvent);
@@ -97,7 +96,7 @@ export async function listAuditEvents(
   }
   params.push(f.limit + 1);
   const res = await db
-    .prepare(`SELECT ${COLUMNS} FROM audit_events WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ?`)
+    .prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ?`)
     .bind(...params)
     .all<AuditRow>();
   const rows = res.results.slice(0, f.limit);
@@ -111,7 +110,7 @@ export async function listAuditEvents(
 /** One event, scoped by workspace. */
 export async function getAuditEvent(db: D1Database, workspaceId: string, id: string): Promise<AuditEvent | null> {
   const row = await db
-    .prepare(`SELECT ${COLUMNS} FROM audit_events WHERE id = ? AND workspace_id = ?`)
+    .prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE id = ? AND workspace_id = ?`)
     .bind(id, workspaceId)
     .first<AuditRow>();
   return row ? toEvent(row) : null;

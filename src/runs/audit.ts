@@ -37,7 +37,8 @@ export interface AuditEventInput {
   createdAt: number;
 }
 
-const COLUMNS = "id, workspace_id, actor, action, subject_type, subject_id, metadata, created_at";
+/** Every column of `audit_events`, in table order. */
+export const AUDIT_COLUMNS = "id, workspace_id, actor, action, subject_type, subject_id, metadata, created_at";
 
 function values(e: AuditEventInput): unknown[] {
   return [
@@ -54,7 +55,7 @@ function values(e: AuditEventInput): unknown[] {
 
 /** An unconditional insert (events that are not transitions, e.g. a discarded late result). */
 export function insertAuditEvent(db: D1Database, e: AuditEventInput): D1PreparedStatement {
-  return db.prepare(`INSERT INTO audit_events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).bind(...values(e));
+  return db.prepare(`INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).bind(...values(e));
 }
 
 /**
@@ -63,6 +64,6 @@ export function insertAuditEvent(db: D1Database, e: AuditEventInput): D1Prepared
  */
 export function insertAuditEventIfWon(db: D1Database, e: AuditEventInput): D1PreparedStatement {
   return db
-    .prepare(`INSERT INTO audit_events (${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`)
+    .prepare(`INSERT INTO audit_events (${AUDIT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`)
     .bind(...values(e));
 }

@@ -3,17 +3,15 @@
  * `test/runs/query-plan.test.ts` holds them to it with EXPLAIN QUERY PLAN.
  */
 import type { RunStatus } from "../lifecycle";
-import { rowToRecord, type RunRecord, type RunRow } from "./records";
+import { RUN_COLUMNS, rowToRecord, type RunRecord, type RunRow } from "./records";
 
-const COLUMNS =
-  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at";
 
 /**
  * Overdue live runs, oldest deadline first. The `status <> 'completed'` term
  * must match the partial index's WHERE clause for SQLite to use it, which is
  * what keeps rows read proportional to overdue runs, not to history.
  */
-export const OVERDUE_RUNS_SQL = `SELECT ${COLUMNS} FROM operation_runs
+export const OVERDUE_RUNS_SQL = `SELECT ${RUN_COLUMNS} FROM operation_runs
   WHERE status <> 'completed' AND deadline_at < ?1
   ORDER BY deadline_at LIMIT ?2`;
 
@@ -57,7 +55,7 @@ export function listRunsQuery(workspaceId: string, f: ListRunsFilter): { sql: st
     params.push(...f.where.params);
   }
   params.push(f.limit + 1);
-  return { sql: `SELECT ${COLUMNS} FROM operation_runs WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ?`, params };
+  return { sql: `SELECT ${RUN_COLUMNS} FROM operation_runs WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ?`, params };
 }
 
 export async function listRuns(

@@ -60,6 +60,10 @@ export interface RunRecord {
   updatedAt: number;
 }
 
+/** Every column of `operation_runs`, in table order: the select list of every run query. */
+export const RUN_COLUMNS =
+  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at";
+
 /** A row of `operation_runs` as D1 returns it (snake_case columns). */
 export interface RunRow {
   id: string;

@@ -30,7 +30,7 @@ import {
 } from "../lifecycle";
 import { insertAuditEvent, insertAuditEventIfWon, type Actor } from "./audit";
 import { newRunId } from "./ids";
-import { rowToRecord, stateOf, type Diagnostics, type RunRecord, type RunRow } from "./records";
+import { RUN_COLUMNS, rowToRecord, stateOf, type Diagnostics, type RunRecord, type RunRow } from "./records";
 
 export type RunAnswer =
   | { ok: true; run: RunRecord; transition: Transition }
@@ -66,9 +66,6 @@ export type Evidence = Record<string, unknown>;
 
 /** A loser re-reads and re-decides; each retry means another writer made a transition, and a run has few. */
 const MAX_CAS_ROUNDS = 8;
-
-const RUN_COLUMNS =
-  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at";
 
 export class ContentionError extends Error {
   override name = "ContentionError";

@@ -10,8 +10,9 @@
 import { DurableObject } from "cloudflare:workers";
 import { DEFAULT_SETTINGS, type ExecutionReasonCode, type FinalOutcome, type Progress } from "../lifecycle";
 import { policyFor } from "../operations";
-import { RunService, type RunAnswer, type RunRecord } from "../runs";
+import type { RunAnswer, RunRecord, RunService } from "../runs";
 import { log } from "../log";
+import { runServiceFor } from "../run-service";
 import { alarmAction, nextAlarmAt, type TrackerState } from "./state";
 import type { ClaimAnswer, HeartbeatReply, ReportAnswer, TrackerStatus } from "./protocol";
 
@@ -21,7 +22,7 @@ export class RunTracker extends DurableObject<Env> {
   private state: TrackerState | null | undefined;
 
   private service(): RunService {
-    return new RunService(this.env.DB, { policyFor, settings: DEFAULT_SETTINGS });
+    return runServiceFor(this.env.DB);
   }
 
   private async load(): Promise<TrackerState | null> {
