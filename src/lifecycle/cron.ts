@@ -4,22 +4,25 @@
  * `*`, numbers, ranges, steps, lists and day/month names. Unsupported syntax
  * throws, so a contract check never silently passes on a schedule it misread.
  */
-const FIELDS = [
-  { name: "minute", min: 0, max: 59 },
-  { name: "hour", min: 0, max: 23 },
-  { name: "day of month", min: 1, max: 31 },
-  { name: "month", min: 1, max: 12 },
-  { name: "day of week", min: 0, max: 7 },
-] as const;
-
-const NAMES: Record<string, number> = {
+const NO_NAMES: Record<string, number> = {};
+const MONTH_NAMES: Record<string, number> = {
   jan: 1, feb: 2, mar: 3, apr: 4, may: 5, jun: 6, jul: 7, aug: 8, sep: 9, oct: 10, nov: 11, dec: 12,
-  sun: 0, mon: 1, tue: 2, wed: 3, thu: 4, fri: 5, sat: 6,
 };
+// Cloudflare numbers weekdays 1 = Sunday … 7 = Saturday, unlike classic cron's 0 = Sunday:
+// https://developers.cloudflare.com/workers/configuration/cron-triggers/#supported-cron-expressions
+const DAY_NAMES: Record<string, number> = { sun: 1, mon: 2, tue: 3, wed: 4, thu: 5, fri: 6, sat: 7 };
+
+const FIELDS = [
+  { name: "minute", min: 0, max: 59, names: NO_NAMES },
+  { name: "hour", min: 0, max: 23, names: NO_NAMES },
+  { name: "day of month", min: 1, max: 31, names: NO_NAMES },
+  { name: "month", min: 1, max: 12, names: MONTH_NAMES },
+  { name: "day of week", min: 1, max: 7, names: DAY_NAMES },
+] as const;
 
 function parseValue(raw: string, field: (typeof FIELDS)[number], expr: string): number {
   const lower = raw.toLowerCase();
-  const n = Object.hasOwn(NAMES, lower) ? NAMES[lower]! : /^\d+$/.test(raw) ? Number(raw) : NaN;
+  const n = Object.hasOwn(field.names, lower) ? field.names[lower]! : /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(n) || n < field.min || n > field.max) {
     throw new Error(`cron "${expr}": ${field.name} value "${raw}" is not supported`);
   }
@@ -47,7 +50,8 @@ function parseField(text: string, field: (typeof FIELDS)[number], expr: string):
       lo = parseValue(rangeText, field, expr);
       hi = stepText === undefined ? lo : field.max;
     }
-    for (let v = lo; v <= hi; v += step) out.add(field.name === "day of week" && v === 7 ? 0 : v);
+    // Weekdays are stored as JavaScript's getUTCDay() (0 = Sunday).
+    for (let v = lo; v <= hi; v += step) out.add(field.name === "day of week" ? v - 1 : v);
   }
   return out;
 }
@@ -105,5 +109,7 @@ export function longestCronGapMs(crons: readonly string[]): number {
   if (first < 0) return Infinity;
   // The gap that wraps around the window counts too (a yearly schedule fires once).
   if (first === last) return minutes * 60_000;
-  return gap * 60_000;
+  // So do the open gaps the window's edges cut (a December-only schedule fires nowhere
+  // else in the window): each is a real gap at least that long.
+  return Math.max(gap, first, minutes - last) * 60_000;
 }

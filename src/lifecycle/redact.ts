@@ -8,12 +8,17 @@ const SECRET_KEY = /(pass(word)?|secret|token|api[-_]?key|authorization|cookie|c
 const SECRET_PATTERNS: RegExp[] = [
   /\bBearer\s+[A-Za-z0-9._~+/=-]+/gi,
   /\b(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})\b/g, // JWTs
-  /\b((?:pass(?:word)?|secret|token|api[-_]?key)\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)/gi,
+  // The key may be part of a longer identifier (access_token, DB_PASSWORD, clientSecret) or a
+  // quoted JSON key ("password":"…"); the prefix is bounded so a long word cannot backtrack quadratically.
+  /\b(\w{0,40}?(?:pass(?:word)?|secret|token|api[-_]?key|authorization|cookie|credential)["']?\s*[=:]\s*)(?:(?:Basic|Digest)\s+)?("[^"]*"|'[^']*'|\S+)/gi,
   /\b[A-Fa-f0-9]{32,}\b/g, // long hex (hashes, keys)
   /\b[A-Za-z0-9+/_-]{40,}={0,2}/g, // long base64-ish blobs
 ];
 
 export const MAX_MESSAGE_LENGTH = 500;
+
+/** "    at fn (file.js:1:2)", "at file.js:1:2", "at async Promise.all (index 0)": not "at least 3 items". */
+const STACK_FRAME = /^\s*at\s+.*(?::\d+:\d+\)?|\((?:native|index \d+|<anonymous>)\))\s*$/;
 
 function maskSecrets(text: string): string {
   let out = text;
@@ -29,7 +34,7 @@ function maskSecrets(text: string): string {
 export function sanitizeMessage(text: string, max = MAX_MESSAGE_LENGTH): string {
   const withoutStack = text
     .split("\n")
-    .filter((line) => !/^\s*at\s+\S/.test(line))
+    .filter((line) => !STACK_FRAME.test(line))
     .join(" ")
     .replace(/\s+/g, " ")
     .trim();
@@ -47,6 +52,10 @@ export function errorMessage(error: unknown): string {
   return "A non-Error value was thrown.";
 }
 
+/** Identifier fields (runId, messageId, id, …) keep their value when it looks like an id: ids are not secrets. */
+const ID_KEY = /(^id$|[a-z]Id$|_id$)/;
+const ID_VALUE = /^[A-Za-z0-9._:-]{1,200}$/;
+
 /**
  * A redacted deep copy of metadata: values under secret-looking keys are
  * masked, strings sanitized, depth and size bounded.
@@ -59,7 +68,8 @@ export function redactMetadata(value: unknown, depth = 0): unknown {
   if (typeof value === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value).slice(0, 50)) {
-      out[k] = SECRET_KEY.test(k) ? "[redacted]" : redactMetadata(v, depth + 1);
+      if (ID_KEY.test(k) && typeof v === "string" && ID_VALUE.test(v) && !SECRET_KEY.test(k.replace(/Id$/, ""))) out[k] = v;
+      else out[k] = SECRET_KEY.test(k) ? "[redacted]" : redactMetadata(v, depth + 1);
     }
     return out;
   }
