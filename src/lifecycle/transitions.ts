@@ -78,6 +78,9 @@ export function decide(run: RunState, event: LifecycleEvent): Decision {
   if ("attempt" in event && (!Number.isInteger(event.attempt) || event.attempt < 1)) {
     throw new RangeError(`attempt must be a positive integer, got ${String(event.attempt)}`);
   }
+  if (event.type === "reconcile" && (event.reason === "lifecycle.stale_queued") !== (event.observed.status === "queued")) {
+    throw new RangeError(`${event.reason} does not describe an observed ${event.observed.status} run`);
+  }
   if (run.status === "completed") return refuse("terminal", event);
 
   const ok = (to: RunState, action: Transition["action"], takeover = false): Transition => ({

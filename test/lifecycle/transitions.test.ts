@@ -274,6 +274,14 @@ describe("invalid attempt numbers", () => {
     expect(() => decide(run({ status: "completed", outcome: "succeeded", attempt: 1 }), event)).toThrow(RangeError);
   });
 
+  it.each([
+    ["lifecycle.stale_queued", "running"],
+    ["lifecycle.stale_running", "queued"],
+  ] as const)("a reconcile with %s of an observed %s run throws RangeError", (reason, status) => {
+    const event: LifecycleEvent = { type: "reconcile", detector: "sweep", reason, observed: { status, attempt: 1 } };
+    expect(() => decide(running(1), event)).toThrow(RangeError);
+  });
+
   it("a reconcile may observe attempt 0 (a run never claimed)", () => {
     const d = decide(queued0, { type: "reconcile", detector: "sweep", reason: "lifecycle.stale_queued", observed: { status: "queued", attempt: 0 } });
     expect(d.ok).toBe(true);
