@@ -30,6 +30,8 @@ export function Layout({
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="htmx-config" content={HTMX_CONFIG} />
         <title>{`${title} · oplife`}</title>
+        {/* No icon: without this the browser asks for /favicon.ico on every page and logs its 404 as a console error. */}
+        <link rel="icon" href="data:," />
         <link rel="stylesheet" href="/admin.css" />
         <script src="/vendor/htmx.min.js" defer></script>
         <script src="/admin.js" defer></script>

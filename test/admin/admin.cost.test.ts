@@ -1,0 +1,171 @@
+/**
+ * What the operations page costs in D1, as D1 itself reports it
+ * (`meta.rows_read`, round trips counted by meteredDb): one batch for tiles
+ * and a page, rows read bounded by the page size and the live runs — never
+ * by the history. 2,000 terminal runs sit beside a few live ones; through the
+ * route, the whole request's round trips are the same for 10 runs as for 2,000.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { operationsPage, type OperationsFilter } from "../../src/admin/queries";
+import { meteredDb } from "../../src/runs";
+import { makeWorkspace, runService } from "../support/fixtures";
+import {
+  batchRecorder,
+  createExecutionFailure,
+  createQueued,
+  createRunning,
+  devEnv,
+  insertTerminalRuns,
+  PAGE_SIZE,
+  parseHtml,
+  seedUser,
+  signIn,
+} from "../support/admin";
+
+const DAY = 86_400_000;
+const HISTORY = 2_000;
+/** Every 10th historical run failed, two days ago: outside the 24 h tiles. */
+const FAILED_EVERY = 10;
+const QUEUED = 3;
+const RUNNING = 2;
+const RECENT_FAILURES = 3;
+const LIVE = QUEUED + RUNNING;
+/**
+ * Rows D1 counts beyond the rows a scan returns: the index entry at which a
+ * range scan stops, per scan. The listing is one scan; the tiles are three
+ * (live runs, failures, reconciled failures).
+ */
+const SCAN_END = 1;
+/** The listing: one page plus the row that says there is more, and where its scan ends. */
+const LISTING_BOUND = PAGE_SIZE + 1 + SCAN_END;
+/**
+ * The tiles: the live runs (active and stale are counted from them), and the
+ * last 24 h's failures, counted twice (all; reconciled ones), each failure
+ * read once in the failures index and once more for `reconciled_by`.
+ */
+const TILES_BOUND = LIVE + 3 * RECENT_FAILURES + 3 * SCAN_END;
+/** Auth, per request: the user by primary key, then the memberships with their workspaces. */
+const AUTH_ROUND_TRIPS = 2;
+
+/** A workspace with `history` terminal runs two days old, recent failures and live runs. */
+async function workspaceWith(history: number): Promise<string> {
+  const svc = runService();
+  const ws = await makeWorkspace(`cost-${history}`);
+  const seeded = Date.now();
+  await insertTerminalRuns(ws, { count: history, createdAt: seeded - 3 * DAY, completedAt: seeded - 2 * DAY, failedEvery: FAILED_EVERY });
+  await Promise.all([
+    ...Array.from({ length: RECENT_FAILURES }, () => createExecutionFailure(svc, ws)),
+    ...Array.from({ length: QUEUED }, () => createQueued(svc, ws)),
+    ...Array.from({ length: RUNNING }, () => createRunning(svc, ws)),
+  ]);
+  const n = await env.DB.prepare("SELECT COUNT(*) AS n FROM operation_runs WHERE workspace_id = ?").bind(ws).first<{ n: number }>();
+  expect(n?.n).toBe(history + RECENT_FAILURES + LIVE);
+  return ws;
+}
+
+/** operationsPage over a metered D1, with each statement's rows read. */
+async function measured(ws: string, filter: Partial<OperationsFilter> = {}) {
+  const recorder = batchRecorder(env.DB);
+  const metered = meteredDb(recorder.db);
+  const page = await operationsPage(metered.db, ws, { limit: PAGE_SIZE, ...filter }, Date.now());
+  expect(recorder.batches, "statements per batch").toHaveLength(1);
+  const [tilesRows, listingRows] = recorder.batches[0]!;
+  return { page, cost: metered.cost, tilesRows: tilesRows!, listingRows: listingRows! };
+}
+
+describe(`operationsPage among ${HISTORY.toLocaleString("en-US")} terminal runs`, () => {
+  it("answers in one D1 round trip, reading one page plus one for the listing and the live runs for the tiles", async () => {
+    const ws = await workspaceWith(HISTORY);
+    const m = await measured(ws);
+    console.log(
+      `operations page: ${m.cost.rowsRead} rows read (listing ${m.listingRows}, tiles ${m.tilesRows}), ${m.cost.roundTrips} round trip, ` +
+        `among ${HISTORY.toLocaleString("en-US")} terminal + ${RECENT_FAILURES} recent failures + ${LIVE} live runs`,
+    );
+    expect(m.cost.roundTrips).toBe(1);
+    expect(m.page.runs).toHaveLength(PAGE_SIZE);
+    expect(m.page.nextCursor).toBe(m.page.runs[PAGE_SIZE - 1]!.id);
+    expect(m.page.tiles).toEqual({ active: LIVE, stale: 0, failures24h: RECENT_FAILURES, reconciledFailures24h: 0 });
+
+    expect(m.listingRows).toBeGreaterThanOrEqual(PAGE_SIZE);
+    expect(m.listingRows).toBeLessThanOrEqual(LISTING_BOUND);
+    expect(m.tilesRows).toBeGreaterThanOrEqual(LIVE);
+    expect(m.tilesRows).toBeLessThanOrEqual(TILES_BOUND);
+    // The page's own figures are D1's.
+    expect(m.page.d1).toEqual({ rowsRead: m.cost.rowsRead, roundTrips: 1 });
+    expect(m.cost.rowsRead).toBe(m.listingRows + m.tilesRows);
+  });
+
+  it("a deep page (cursor in the middle of the history) costs what the first one does", async () => {
+    const ws = await workspaceWith(HISTORY);
+    const first = await measured(ws);
+    // Walk to the middle of the history by keyset, then measure one page there.
+    const mid = await env.DB.prepare("SELECT id FROM operation_runs WHERE workspace_id = ? ORDER BY id LIMIT 1 OFFSET ?")
+      .bind(ws, HISTORY / 2)
+      .first<{ id: string }>();
+    const deep = await measured(ws, { before: mid!.id });
+    console.log(`operations page at cursor ${HISTORY / 2} of ${HISTORY}: listing ${deep.listingRows} rows read, ${deep.cost.roundTrips} round trip`);
+    expect(deep.page.runs.map((r) => r.id).every((id) => id < mid!.id)).toBe(true);
+    expect(deep.page.runs).toHaveLength(PAGE_SIZE);
+    expect(deep.cost.roundTrips).toBe(1);
+    expect(deep.listingRows).toBeLessThanOrEqual(LISTING_BOUND);
+    expect(deep.cost.rowsRead).toBeLessThanOrEqual(first.cost.rowsRead);
+  });
+
+  /**
+   * Per display filter: how many runs match, and the listing's bound. "succeeded"
+   * is decided by the outcome index alone; "failed" must also read each failed
+   * run's reason_code and "queued" its deadline, so D1 may count an index entry
+   * and its table row for each (as test/runs/display-filter.plan.test.ts allows).
+   */
+  const filtered = {
+    succeeded: { matching: HISTORY - HISTORY / FAILED_EVERY, bound: LISTING_BOUND },
+    failed: { matching: HISTORY / FAILED_EVERY + RECENT_FAILURES, bound: 2 * (PAGE_SIZE + 1) + SCAN_END },
+    queued: { matching: QUEUED, bound: 2 * (QUEUED + 1) + SCAN_END },
+  } as const;
+
+  it.each(Object.keys(filtered) as Array<keyof typeof filtered>)(
+    "display=%s reads only its own runs, bounded by the page, not the history",
+    async (display) => {
+      const ws = await workspaceWith(HISTORY);
+      const m = await measured(ws, { display });
+      const { matching, bound } = filtered[display];
+      const shown = Math.min(matching, PAGE_SIZE);
+      console.log(`operations page display=${display}: listing ${m.listingRows} rows read for ${shown} shown (bound ${bound}), ${m.cost.roundTrips} round trip`);
+      expect(m.cost.roundTrips).toBe(1);
+      expect(m.page.runs).toHaveLength(shown);
+      expect(m.listingRows).toBeGreaterThanOrEqual(shown);
+      expect(m.listingRows).toBeLessThanOrEqual(bound);
+    },
+  );
+});
+
+describe("through the route: the whole request's D1 cost does not grow with the runs", () => {
+  async function requestCost(history: number) {
+    const ws = await workspaceWith(history);
+    const client = await signIn((await seedUser([[ws, "viewer"]])).id);
+    const recorder = batchRecorder(env.DB);
+    const metered = meteredDb(recorder.db);
+    client.bindings = devEnv({ DB: metered.db });
+    const html = await client.html("/admin/operations");
+    const shown = (await parseHtml(html, "tr[data-run-id]")).length;
+    return { ...metered.cost, batches: recorder.batches.length, shown };
+  }
+
+  it(`10 runs and ${HISTORY.toLocaleString("en-US")} runs: the same round trips (auth lookups + one page batch)`, async () => {
+    const small = await requestCost(10);
+    const large = await requestCost(HISTORY);
+    console.log(
+      `GET /admin/operations: 10 runs → ${small.roundTrips} round trips, ${small.rowsRead} rows read; ` +
+        `${HISTORY.toLocaleString("en-US")} runs → ${large.roundTrips} round trips, ${large.rowsRead} rows read`,
+    );
+    expect(small.shown).toBe(10 + RECENT_FAILURES + LIVE);
+    expect(large.shown).toBe(PAGE_SIZE);
+    expect(small.roundTrips).toBe(AUTH_ROUND_TRIPS + 1);
+    expect(large.roundTrips).toBe(small.roundTrips);
+    expect([small.batches, large.batches]).toEqual([1, 1]);
+    // The only difference is how full the page is.
+    expect(large.rowsRead - small.rowsRead).toBeLessThanOrEqual(PAGE_SIZE + 1 - small.shown + SCAN_END + 1);
+    expect(large.rowsRead).toBeLessThanOrEqual(LISTING_BOUND + TILES_BOUND + 10);
+  });
+});
