@@ -7,6 +7,8 @@ import { problemResponse, problems } from "./api/problem";
 export const app = new Hono<{ Bindings: Env }>();
 
 app.get("/", (c) => c.redirect("/admin/operations"));
+// The admin's "/" route answers "/admin"; a typed "/admin/" lands there too.
+app.get("/admin/", (c) => c.redirect("/admin/operations"));
 app.route("/api/v1", api);
 app.route("/admin", createAdmin());
 

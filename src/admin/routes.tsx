@@ -125,9 +125,7 @@ export function createAdmin(deps: AdminDeps = {}) {
 
   const devSignIn = (c: Context<AdminEnv>) => authMode(c.env).kind === "dev";
 
-  // "/admin" and "/admin/" both land on the operations page.
   admin.get("/", (c) => c.redirect("/admin/operations", 302));
-  admin.get("", (c) => c.redirect("/admin/operations", 302));
 
   admin.post("/workspace", async (c) => {
     const form = await c.req.parseBody();
