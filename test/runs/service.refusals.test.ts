@@ -141,7 +141,8 @@ describe("fenced: an attempt that lost the lease, or a stale observation", () =>
     const { ws, clock, svc } = await setup();
     const run = await takenOverRun(svc, ws, clock);
     const before = await snapshot(run.id);
-    const answer = await svc.reconcile(run.id, { detector: "sweep", reason: "lifecycle.stale_running", observed, evidence: {} });
+    const reason = observed.status === "queued" ? "lifecycle.stale_queued" : "lifecycle.stale_running";
+    const answer = await svc.reconcile(run.id, { detector: "sweep", reason, observed, evidence: {} });
     expectRefusal(answer, "fenced");
     expect(await snapshot(run.id)).toEqual(before);
   });
