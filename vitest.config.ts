@@ -1,9 +1,10 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Two projects: "workers" runs inside workerd (bindings, D1, Durable Objects);
+// Three projects: "workers" runs inside workerd (bindings, D1, Durable Objects);
 // "node" runs in plain Node for tests that must spawn processes (the CLI
-// scripts, wrangler), which the Workers runtime cannot do.
+// scripts, wrangler), which the Workers runtime cannot do; "browser" drives
+// Chromium against a real `wrangler dev` (started once by its global setup).
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
   return {
@@ -19,7 +20,7 @@ export default defineConfig(async () => {
           test: {
             name: "workers",
             include: ["test/**/*.test.ts"],
-            exclude: ["test/node/**", "**/node_modules/**"],
+            exclude: ["test/node/**", "test/browser/**", "**/node_modules/**"],
             setupFiles: ["./test/setup.ts"],
           },
         },
@@ -31,6 +32,22 @@ export default defineConfig(async () => {
             // Each test spawns tsx and wrangler's config reader: a few seconds
             // alone, far more beside the workers project on a loaded CI box.
             testTimeout: 120_000,
+          },
+        },
+        {
+          test: {
+            name: "browser",
+            environment: "node",
+            include: ["test/browser/**/*.test.ts"],
+            globalSetup: ["./test/browser/support/global-setup.ts"],
+            // One file at a time against the one wrangler dev, and in a group of its
+            // own, so never beside the other projects' files: their load on a small
+            // CI box would bend the timings these tests watch (heartbeat freshness,
+            // progress flushes, polling).
+            fileParallelism: false,
+            sequence: { groupOrder: 1 },
+            testTimeout: 90_000,
+            hookTimeout: 90_000,
           },
         },
       ],

@@ -14,8 +14,10 @@
     if (p) p.focus();
   }
 
-  function returnFocus() {
-    var id = opener && opener.getAttribute("data-event-id");
+  // Back to the link that opened it; for a slide-over opened by a deep link
+  // (no opener), to the link of the event it showed, if that is listed.
+  function returnFocus(shownId) {
+    var id = (opener && opener.getAttribute("data-event-id")) || shownId;
     var target = id ? document.querySelector('a.event-link[data-event-id="' + CSS.escape(id) + '"]') : null;
     if (target) target.focus();
     opener = null;
@@ -27,7 +29,8 @@
   }
 
   function close() {
-    if (!panel()) return;
+    var p = panel();
+    if (!p) return;
     if (pushed) {
       pushed = false;
       history.back(); // htmx restores the page as it was before the slide-over opened
@@ -37,8 +40,9 @@
     var url = new URL(location.href);
     url.searchParams.delete("event");
     history.replaceState(history.state, "", url.pathname + url.search);
+    var shownId = p.getAttribute("data-event-id");
     clearPanel();
-    returnFocus();
+    returnFocus(shownId);
   }
 
   document.addEventListener("htmx:beforeRequest", function (e) {

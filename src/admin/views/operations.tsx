@@ -129,7 +129,11 @@ export function LiveRegion({ page, q, now }: { page: OperationsPage; q: Operatio
   return (
     <>
       <TilesView tiles={page.tiles} />
-      <FirstPage page={page} q={q} now={now} />
+      {/* A <tbody> cannot stand alone in a fragment: the browser's HTML parser drops it and its rows, so the
+          table would never refresh. htmx also swaps out-of-band elements it finds inside a <template>. */}
+      <template>
+        <FirstPage page={page} q={q} now={now} />
+      </template>
       <Poller q={q} live={live} />
     </>
   );

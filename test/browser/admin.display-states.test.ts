@@ -1,0 +1,116 @@
+/**
+ * Browser: the operations page shows every display state of the contract
+ * (section 6) with its own badge, and a stale run never has the look of
+ * healthy activity. Runs are seeded with controlled timestamps in a
+ * workspace of this file's own.
+ */
+import { describe, expect } from "vitest";
+import { DISPLAY_STATES, type DisplayStateKind } from "../../src/lifecycle";
+import { expectNoProblems, screenshot, seed, signIn, test } from "./support/browser";
+import { runsSql, STALE_AFTER_MS, workspaceSql } from "./support/fixtures";
+
+const LABELS: Record<DisplayStateKind, RegExp> = {
+  queued: /^Queued$/,
+  queued_overdue: /^Queued · overdue$/,
+  running: /^Running$/,
+  running_stale: /^Running · no heartbeat for \d+ min$/,
+  succeeded: /^Succeeded$/,
+  partially_succeeded: /^Partially succeeded$/,
+  failed: /^Failed$/,
+  failed_reconciled: /^Failed · reconciled by sweep$/,
+};
+
+interface BadgeLook {
+  rowDisplay: string | null;
+  badgeDisplay: string | null;
+  badgeClass: string;
+  label: string;
+  visible: boolean;
+  background: string;
+  color: string;
+  borderStyle: string;
+  iconAnimation: string;
+}
+
+/**
+ * `badge(kind)`: how the seeded run in that display state looks, read in one
+ * snapshot right after seeding: the page polls, and the fresh running run is
+ * fresh for STALE_AFTER_MS only.
+ */
+const it = test.extend("badge", { scope: "file" }, async ({ admin }) => {
+  const ws = workspaceSql("states");
+  const { runs, sql } = runsSql(ws.workspace.id, DISPLAY_STATES);
+  // The running run's heartbeat is stamped as this SQL runs; sign-in and the page load follow at once.
+  const seededAt = Date.now();
+  await seed(ws.sql + sql);
+  await signIn(admin.page, ws.workspace.ownerEmail);
+  const looks: Partial<Record<DisplayStateKind, BadgeLook>> = await admin.page.evaluate(
+    (ids) => {
+      const out: Record<string, BadgeLook> = {};
+      for (const [kind, id] of Object.entries(ids)) {
+        const row = document.querySelector<HTMLElement>(`tr[data-run-id="${id}"]`);
+        const badge = row?.querySelector<HTMLElement>(".badge");
+        if (!row || !badge) continue;
+        const style = getComputedStyle(badge);
+        const icon = badge.querySelector("span[aria-hidden]");
+        out[kind] = {
+          rowDisplay: row.getAttribute("data-display"),
+          badgeDisplay: badge.getAttribute("data-display"),
+          badgeClass: badge.className,
+          label: (badge.textContent ?? "").replace(/^\S+\s+/, "").trim(),
+          visible: badge.getBoundingClientRect().height > 0 && style.visibility !== "hidden",
+          background: style.backgroundColor,
+          color: style.color,
+          borderStyle: style.borderTopStyle,
+          iconAnimation: icon ? getComputedStyle(icon).animationName : "none",
+        };
+      }
+      return out;
+    },
+    Object.fromEntries(DISPLAY_STATES.map((k) => [k, runs[k].id])),
+  );
+  const elapsed = Date.now() - seededAt;
+  if (elapsed >= STALE_AFTER_MS) {
+    throw new Error(`the page was read ${elapsed} ms after seeding, but a running run looks fresh for ${STALE_AFTER_MS} ms only`);
+  }
+  await screenshot(admin.page, "operations-display-states");
+  return (kind: DisplayStateKind): BadgeLook => {
+    const found = looks[kind];
+    if (!found) throw new Error(`no row with a badge for the ${kind} run (${runs[kind].id})`);
+    return found;
+  };
+});
+
+describe("operations page display states (browser)", () => {
+  it("shows each of the 8 display states on its row, with that state's badge and label", ({ admin, badge }) => {
+    for (const kind of DISPLAY_STATES) {
+      const { rowDisplay, badgeDisplay, badgeClass, label, visible } = badge(kind);
+      expect(rowDisplay, kind).toBe(kind);
+      expect(badgeDisplay, kind).toBe(kind);
+      expect(badgeClass.split(/\s+/), kind).toEqual(["badge", `badge--${kind}`]);
+      expect(label, kind).toMatch(LABELS[kind]);
+      expect(visible, kind).toBe(true);
+    }
+    expectNoProblems(admin);
+  });
+
+  it("never gives a stale run the look of healthy activity", ({ badge }) => {
+    const pairs: Array<[DisplayStateKind, DisplayStateKind]> = [
+      ["running", "running_stale"],
+      ["queued", "queued_overdue"],
+    ];
+    for (const [live, stale] of pairs) {
+      expect(badge(stale).background, `${stale} vs ${live} background`).not.toBe(badge(live).background);
+      expect(badge(stale).color, `${stale} vs ${live} text colour`).not.toBe(badge(live).color);
+      expect(badge(stale).borderStyle, `${stale} border`).toBe("dashed");
+      expect(badge(live).borderStyle, `${live} border`).toBe("solid");
+    }
+    // Only healthy running work pulses.
+    expect(badge("running").iconAnimation).toBe("pulse");
+    expect(badge("running_stale").iconAnimation).toBe("none");
+    // And no stale look is shared with any healthy or finished state.
+    for (const kind of DISPLAY_STATES.filter((k) => k !== "running_stale" && k !== "queued_overdue")) {
+      expect(badge(kind).background, `${kind} must not look stale`).not.toBe(badge("running_stale").background);
+    }
+  });
+});

@@ -1,0 +1,287 @@
+/**
+ * What the browser tests look at, written straight into the local D1 with
+ * controlled timestamps: a workspace and its owner per test file (so files
+ * share no rows), runs in every display state, one run whose failure message
+ * is an XSS payload, and the audit events each run's history would have left.
+ *
+ * Rows are shaped like the ones RunService writes (ids with a time prefix,
+ * deadlines, diagnostics, event metadata), but inserted as SQL: a browser
+ * test cannot reach the service, and a run cannot be made stale any other
+ * way than by time passing.
+ */
+import { randomBytes } from "node:crypto";
+import { DEFAULT_SETTINGS, explainReason, type DisplayStateKind, type ReasonCode } from "../../../src/lifecycle";
+import { demoWork } from "../../../src/operations/demo-work";
+import type { Diagnostics, RunRow } from "../../../src/runs/records";
+import { hashToken, sqlString } from "../../../scripts/lib/seed";
+
+export const DEMO = "demo.work";
+export const POLICY = demoWork.policy;
+/** Silent this long, a running demo.work run shows as stale (heartbeat timeout + D1 flush interval). */
+export const STALE_AFTER_MS = POLICY.heartbeatTimeoutMs + DEFAULT_SETTINGS.heartbeatFlushIntervalMs;
+
+export const XSS_SCRIPT = "<script>window.__xss=1</script>";
+export const XSS_IMG = `<img src=x onerror="window.__xss=2">`;
+export const XSS_MESSAGE = `Import failed: ${XSS_SCRIPT} ${XSS_IMG}`;
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/** A ULID-shaped id: the time's 10-character prefix, then 16 random characters (ids sort by creation). */
+function ulid(ms: number): string {
+  let t = Math.floor(ms);
+  let time = "";
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[t % 32]! + time;
+    t = Math.floor(t / 32);
+  }
+  return time + Array.from(randomBytes(16), (b) => CROCKFORD[b % 32]).join("");
+}
+
+/** SQL for "now" in epoch ms, evaluated when the statement runs (not when it was written). */
+const SQL_NOW = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
+/** A value: a literal, or raw SQL (only SQL_NOW arithmetic built here). */
+type Value = string | number | null | { sql: string };
+
+function sqlValue(v: Value): string {
+  if (v === null) return "NULL";
+  if (typeof v === "number") return String(Math.trunc(v));
+  if (typeof v === "string") return sqlString(v);
+  return `(${v.sql})`;
+}
+
+function insert(table: string, row: Record<string, Value>): string {
+  const cols = Object.keys(row);
+  return `INSERT INTO ${table} (${cols.join(", ")}) VALUES (${cols.map((c) => sqlValue(row[c]!)).join(", ")});`;
+}
+
+export interface Workspace {
+  id: string;
+  name: string;
+  ownerEmail: string;
+  /** Its API token, when asked for. */
+  token?: string;
+}
+
+/** A workspace of its own with one owner (and optionally an API token): `tag` names both. */
+export function workspaceSql(tag: string, opts: { token?: boolean } = {}): { workspace: Workspace; sql: string } {
+  const now = Date.now();
+  const id = `ws_browser_${tag}`;
+  const userId = `usr_browser_${tag}`;
+  const workspace: Workspace = { id, name: `Browser ${tag}`, ownerEmail: `owner@${tag}.browser.test` };
+  const lines = [
+    insert("workspaces", { id, slug: `browser-${tag}`, name: workspace.name, created_at: now }),
+    insert("users", { id: userId, email: workspace.ownerEmail, name: `Owner (${tag})`, created_at: now }),
+    insert("memberships", { workspace_id: id, user_id: userId, role: "owner", created_at: now }),
+  ];
+  if (opts.token) {
+    workspace.token = `olt_${randomBytes(32).toString("base64url")}`;
+    lines.push(insert("api_tokens", { id: `tok_browser_${tag}`, workspace_id: id, name: `Browser tests (${tag})`, token_hash: hashToken(workspace.token), created_at: now }));
+  }
+  return { workspace, sql: lines.join("\n") + "\n" };
+}
+
+type RunValues = { [K in keyof RunRow]: Value };
+
+interface EventSpec {
+  at: number;
+  actor: string;
+  action: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface SeededRun {
+  id: string;
+  /** The run's audit events, oldest first. */
+  events: Array<{ id: string; action: string }>;
+}
+
+const thresholds = {
+  heartbeatTimeoutMs: POLICY.heartbeatTimeoutMs,
+  heartbeatFlushIntervalMs: DEFAULT_SETTINGS.heartbeatFlushIntervalMs,
+  staleQueuedAfterMs: POLICY.staleQueuedAfterMs,
+  staleRunningAfterMs: POLICY.staleRunningAfterMs,
+};
+
+const progressOf = (total: number, processed: number, failed = 0) => JSON.stringify({ total, processed, succeeded: processed - failed, failed });
+
+/** What to seed: a display state, or the failed run whose message and last error are XSS payloads. */
+export type RunKind = DisplayStateKind | "failed_xss";
+
+/**
+ * One run in `kind` at `now`, and its events. Timestamps are what the
+ * service would have written: a queued run's deadline is its creation plus
+ * staleQueuedAfterMs; a running one's is its last flushed heartbeat plus
+ * staleRunningAfterMs. The fresh running run's heartbeat is the moment the
+ * SQL runs, so it stays fresh for STALE_AFTER_MS from then.
+ */
+function runOf(workspaceId: string, kind: RunKind, now: number): { run: RunValues; events: EventSpec[] } {
+  const created = {
+    queued: now - 5_000,
+    queued_overdue: now - POLICY.staleQueuedAfterMs - 8 * 60_000,
+    running: now - 40_000,
+    running_stale: now - 20 * 60_000,
+    succeeded: now - 30 * 60_000,
+    partially_succeeded: now - 29 * 60_000,
+    failed: now - 28 * 60_000,
+    failed_reconciled: now - 27 * 60_000,
+    failed_xss: now - 26 * 60_000,
+  }[kind];
+  const id = `run_${ulid(created)}`;
+  const started = created + 2_000;
+  const base: RunValues = {
+    id,
+    workspace_id: workspaceId,
+    type: DEMO,
+    status: "queued",
+    outcome: "pending",
+    attempt: 0,
+    max_attempts: POLICY.maxAttempts,
+    input: JSON.stringify({ steps: 10, stepMs: 500 }),
+    progress: progressOf(0, 0),
+    created_at: created,
+    started_at: null,
+    completed_at: null,
+    last_heartbeat_at: null,
+    deadline_at: created + POLICY.staleQueuedAfterMs,
+    reason_code: null,
+    failure_message: null,
+    diagnostics: JSON.stringify({ attempts: [], thresholds } satisfies Diagnostics),
+    reconciled_by: null,
+    idempotency_key: null,
+    initiator: "api-token:tok_browser",
+    updated_at: created,
+  };
+  const events: EventSpec[] = [
+    { at: created, actor: "api-token:tok_browser", action: "run.queued", metadata: { type: DEMO, maxAttempts: POLICY.maxAttempts, idempotencyKey: null } },
+  ];
+  if (kind === "queued" || kind === "queued_overdue") {
+    if (kind === "queued_overdue") base.deadline_at = now - 8 * 60_000;
+    return { run: base, events };
+  }
+
+  // Everything else started attempt 1.
+  events.push({ at: started, actor: "system:consumer", action: "run.attempt_started", metadata: { from: "queued", to: "running", attempt: 1 } });
+  const running: RunValues = {
+    ...base,
+    status: "running",
+    attempt: 1,
+    started_at: started,
+    last_heartbeat_at: started,
+    deadline_at: started + POLICY.staleRunningAfterMs,
+    progress: progressOf(10, 4),
+    diagnostics: JSON.stringify({ attempts: [{ attempt: 1, startedAt: started }], thresholds } satisfies Diagnostics),
+    updated_at: started,
+  };
+  if (kind === "running") {
+    return {
+      run: {
+        ...running,
+        last_heartbeat_at: { sql: SQL_NOW },
+        deadline_at: { sql: `${SQL_NOW} + ${POLICY.staleRunningAfterMs}` },
+        updated_at: { sql: SQL_NOW },
+      },
+      events,
+    };
+  }
+  if (kind === "running_stale") {
+    const heartbeat = now - 6 * 60_000;
+    return { run: { ...running, last_heartbeat_at: heartbeat, deadline_at: heartbeat + POLICY.staleRunningAfterMs, updated_at: heartbeat }, events };
+  }
+
+  // Terminal kinds.
+  const ended = started + 5_000;
+  const completed = (outcome: string, reason: ReasonCode | null, message: string | null, diagnostics: Diagnostics, progress: string): RunValues => ({
+    ...running,
+    status: "completed",
+    outcome,
+    completed_at: ended,
+    last_heartbeat_at: ended - 1_000,
+    deadline_at: null,
+    reason_code: reason,
+    failure_message: message,
+    diagnostics: JSON.stringify(diagnostics),
+    progress,
+    updated_at: ended,
+  });
+  const attempt = (ended_: string, error?: string) => [{ attempt: 1, startedAt: started, endedAt: ended, ended: ended_, ...(error ? { error } : {}) }];
+  switch (kind) {
+    case "succeeded":
+      events.push({ at: ended, actor: "system:consumer", action: "run.completed", metadata: { from: "running", to: "completed", attempt: 1, outcome: "succeeded", message: null } });
+      return { run: completed("succeeded", null, null, { attempts: attempt("succeeded"), thresholds }, progressOf(10, 10)), events };
+    case "partially_succeeded": {
+      const message = "1 of 10 items failed (simulated).";
+      events.push({ at: ended, actor: "system:consumer", action: "run.completed", metadata: { from: "running", to: "completed", attempt: 1, outcome: "partially_succeeded", message } });
+      return { run: completed("partially_succeeded", null, message, { attempts: attempt("partially_succeeded"), thresholds }, progressOf(10, 10, 1)), events };
+    }
+    case "failed": {
+      const message = "Step 3 of 10 failed (simulated).";
+      events.push({ at: ended, actor: "system:consumer", action: "run.completed", metadata: { from: "running", to: "completed", attempt: 1, outcome: "failed", message } });
+      return { run: completed("failed", "handler.failed", message, { attempts: attempt("failed"), thresholds }, progressOf(10, 2)), events };
+    }
+    case "failed_xss": {
+      const lastError = { attempt: 1, message: XSS_MESSAGE, reasonCode: "handler.error" as const, at: ended };
+      events.push({ at: ended, actor: "system:consumer", action: "run.failed", metadata: { from: "running", to: "completed", attempt: 1, reason: "handler.error", error: XSS_MESSAGE, retryable: false } });
+      return { run: completed("failed", "handler.error", `Attempt 1 of ${POLICY.maxAttempts} failed: ${XSS_MESSAGE}`, { attempts: attempt("handler.error", XSS_MESSAGE), lastError, thresholds }, progressOf(10, 3)), events };
+    }
+    case "failed_reconciled": {
+      // The sweep found it running with its heartbeat long overdue, after its tracker could not act.
+      const heartbeat = started + 3_000;
+      const detectedAt = heartbeat + POLICY.staleRunningAfterMs + 60_000;
+      const evidence = { lastHeartbeatAt: heartbeat, deadlineAt: heartbeat + POLICY.staleRunningAfterMs, observedAt: detectedAt };
+      const lastError = { attempt: 1, message: "connection reset by upstream", at: heartbeat };
+      events.push({
+        at: detectedAt,
+        actor: "system:sweep",
+        action: "run.reconciled",
+        metadata: { from: "running", to: "completed", evidence, lastError: lastError.message },
+      });
+      return {
+        run: {
+          ...completed("failed", "lifecycle.stale_running", explainReason("lifecycle.stale_running").whatHappened, {
+            attempts: attempt("lifecycle.stale_running"),
+            lastError,
+            detectedBy: "sweep",
+            evidence,
+            thresholds,
+          }, progressOf(10, 5)),
+          completed_at: detectedAt,
+          last_heartbeat_at: heartbeat,
+          reconciled_by: "sweep",
+          updated_at: detectedAt,
+        },
+        events,
+      };
+    }
+  }
+}
+
+/** Runs of `kinds` in `workspaceId` with their audit events, as SQL, and their ids. */
+export function runsSql<K extends RunKind>(workspaceId: string, kinds: readonly K[]): { runs: Record<K, SeededRun>; sql: string } {
+  const now = Date.now();
+  const lines: string[] = [];
+  const runs = {} as Record<K, SeededRun>;
+  for (const kind of kinds) {
+    const { run, events } = runOf(workspaceId, kind, now);
+    lines.push(insert("operation_runs", run));
+    const seeded: SeededRun = { id: String(run.id), events: [] };
+    for (const e of events) {
+      const id = `evt_${ulid(e.at)}`;
+      seeded.events.push({ id, action: e.action });
+      lines.push(
+        insert("audit_events", {
+          id,
+          workspace_id: workspaceId,
+          actor: e.actor,
+          action: e.action,
+          subject_type: "run",
+          subject_id: String(run.id),
+          metadata: JSON.stringify(e.metadata),
+          created_at: e.at,
+        }),
+      );
+    }
+    runs[kind] = seeded;
+  }
+  return { runs, sql: lines.join("\n") + "\n" };
+}
