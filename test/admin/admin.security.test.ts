@@ -226,6 +226,15 @@ describe("stored payloads render as text", () => {
     await expectInert(live, "live fragment", [`x${ESCAPED_SCRIPT}`]);
   });
 
+  it("on the operations page: a failed run's message under its badge", async () => {
+    const p = await poisoned();
+    const html = await p.client.html("/admin/operations?display=failed_reconciled");
+    await expectInert(html, "operations (failed)", [ESCAPED_SCRIPT, ESCAPED_IMG]);
+    const message = await one(html, `tr[data-run-id="${p.run}"] [data-failure-message]`);
+    expect(message.text).toBe(PAYLOAD.length > 90 ? `${PAYLOAD.slice(0, 89)}…` : PAYLOAD);
+    expect(message.attrs.title).toBe(PAYLOAD);
+  });
+
   it("in the audit slide-over (fragment and deep link) and the audit list", async () => {
     const p = await poisoned();
     const fragment = await p.client.html(`/admin/audit-log/events/${p.eventId}`);

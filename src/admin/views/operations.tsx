@@ -63,6 +63,11 @@ export function RunRow({ run, now }: { run: RunRecord; now: number }) {
     <tr id={`row-${run.id}`} data-run-id={run.id} data-display={display.kind} class={display.live ? "row--live" : ""}>
       <td>
         <Badge display={display} />
+        {run.status === "completed" && run.failureMessage ? (
+          <div class="row-message" title={run.failureMessage} data-failure-message>
+            {run.failureMessage.length > 90 ? `${run.failureMessage.slice(0, 89)}…` : run.failureMessage}
+          </div>
+        ) : null}
       </td>
       <td>
         <code>{run.type}</code>
