@@ -28,6 +28,7 @@
  * `spyingEnv` wraps RUN_TRACKER to record what the consumer asked the tracker
  * and what it was told (which delivery claimed, what a heartbeat heard).
  */
+import { capturingConsole, type Captured } from "./logs";
 import { createExecutionContext, createMessageBatch, evictDurableObject, getQueueResult, runDurableObjectAlarm, runInDurableObject, type QueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
@@ -273,32 +274,7 @@ export function spyingEnv(onCall: (call: TrackerCall) => void = () => {}): { env
   return { env: { ...env, RUN_TRACKER: namespace as unknown as Env["RUN_TRACKER"] }, calls };
 }
 
-/**
- * Captures what the log writes at error level (console.error) while `fn`
- * runs: every line as written, and the ones that are structured JSON parsed.
- */
-export async function capturingErrorLog<T>(
-  fn: () => Promise<T>,
-): Promise<{ value: T; raw: unknown[][]; json: Record<string, unknown>[] }> {
-  const original = console.error;
-  const raw: unknown[][] = [];
-  console.error = (...args: unknown[]) => {
-    raw.push(args);
-  };
-  try {
-    const value = await fn();
-    const json: Record<string, unknown>[] = [];
-    for (const args of raw) {
-      if (args.length !== 1 || typeof args[0] !== "string") continue;
-      try {
-        const parsed: unknown = JSON.parse(args[0]);
-        if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) json.push(parsed as Record<string, unknown>);
-      } catch {
-        // Not a structured line: kept in `raw` for the test to judge.
-      }
-    }
-    return { value, raw, json };
-  } finally {
-    console.error = original;
-  }
+/** What the log writes at error level (console.error) while `fn` runs. */
+export function capturingErrorLog<T>(fn: () => Promise<T>): Promise<Captured<T>> {
+  return capturingConsole("error", fn);
 }

@@ -39,6 +39,7 @@ export interface StoredEvent {
   workspaceId: string;
   actor: string;
   action: string;
+  subjectType: string;
   subjectId: string;
   metadata: Record<string, unknown>;
   createdAt: number;
@@ -49,6 +50,7 @@ interface EventRow {
   workspace_id: string;
   actor: string;
   action: string;
+  subject_type: string;
   subject_id: string;
   metadata: string;
   created_at: number;
@@ -56,12 +58,15 @@ interface EventRow {
 
 function toEvent(r: EventRow): StoredEvent {
   const metadata: unknown = JSON.parse(r.metadata);
-  if (typeof metadata !== "object" || metadata === null) throw new Error(`metadata of ${r.id} is not an object`);
+  if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) {
+    throw new Error(`metadata of ${r.id} is not an object`);
+  }
   return {
     id: r.id,
     workspaceId: r.workspace_id,
     actor: r.actor,
     action: r.action,
+    subjectType: r.subject_type,
     subjectId: r.subject_id,
     metadata: metadata as Record<string, unknown>,
     createdAt: r.created_at,
@@ -76,9 +81,15 @@ export async function eventsOf(runId: string): Promise<StoredEvent[]> {
   return res.results.map(toEvent);
 }
 
-/** Every audit event of a workspace (catches events filed under a losing writer's run id). */
-export async function eventsOfWorkspace(workspaceId: string): Promise<StoredEvent[]> {
-  const res = await env.DB.prepare("SELECT * FROM audit_events WHERE workspace_id = ? ORDER BY id").bind(workspaceId).all<EventRow>();
+/** Events about any subject (a run or, e.g., a queue message), in order. */
+export async function eventsAbout(subjectId: string): Promise<StoredEvent[]> {
+  const res = await env.DB.prepare("SELECT * FROM audit_events WHERE subject_id = ? ORDER BY id").bind(subjectId).all<EventRow>();
+  return res.results.map(toEvent);
+}
+
+/** Every audit event of a workspace, oldest first (catches events filed under a losing writer's run id). */
+export async function eventsOfWorkspace(workspaceId: string, order: "ASC" | "DESC" = "ASC"): Promise<StoredEvent[]> {
+  const res = await env.DB.prepare(`SELECT * FROM audit_events WHERE workspace_id = ? ORDER BY id ${order}`).bind(workspaceId).all<EventRow>();
   return res.results.map(toEvent);
 }
 

@@ -12,6 +12,8 @@
  *   file's D1: `drainOverdue()` resolves what earlier tests left behind, so a
  *   report's counts belong to the test that asserts them.
  */
+import { capturingConsole, type Captured } from "./logs";
+import { eventsOf, eventsOfWorkspace, type StoredEvent } from "./runs";
 import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
@@ -122,68 +124,15 @@ export async function setDeadline(runId: string, deadlineAt: number): Promise<vo
   expect(res.meta.changes).toBe(1);
 }
 
-export interface StoredEvent {
-  id: string;
-  workspaceId: string;
-  actor: string;
-  action: string;
-  subjectType: string;
-  subjectId: string;
-  metadata: Record<string, unknown>;
-  createdAt: number;
-}
-
-interface EventRow {
-  id: string;
-  workspace_id: string;
-  actor: string;
-  action: string;
-  subject_type: string;
-  subject_id: string;
-  metadata: string;
-  created_at: number;
-}
-
-function toEvent(r: EventRow): StoredEvent {
-  const metadata: unknown = JSON.parse(r.metadata);
-  if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) {
-    throw new Error(`metadata of ${r.id} is not an object`);
-  }
-  return {
-    id: r.id,
-    workspaceId: r.workspace_id,
-    actor: r.actor,
-    action: r.action,
-    subjectType: r.subject_type,
-    subjectId: r.subject_id,
-    metadata: metadata as Record<string, unknown>,
-    createdAt: r.created_at,
-  };
-}
-
-/** A run's audit events as stored, in id (= creation) order. */
-export async function eventsOf(runId: string): Promise<StoredEvent[]> {
-  const res = await env.DB.prepare("SELECT * FROM audit_events WHERE subject_id = ? ORDER BY id").bind(runId).all<EventRow>();
-  return res.results.map(toEvent);
-}
+export { eventsOf, onlyEvent, type StoredEvent } from "./runs";
 
 export async function actionsOf(runId: string): Promise<string[]> {
   return (await eventsOf(runId)).map((e) => e.action);
 }
 
 /** Every event of a workspace, newest first (what listAuditEvents must page through). */
-export async function workspaceEventsNewestFirst(workspaceId: string): Promise<StoredEvent[]> {
-  const res = await env.DB.prepare("SELECT * FROM audit_events WHERE workspace_id = ? ORDER BY id DESC")
-    .bind(workspaceId)
-    .all<EventRow>();
-  return res.results.map(toEvent);
-}
-
-/** The one event of `action` for the run; fails unless there is exactly one. */
-export async function onlyEvent(runId: string, action: string): Promise<StoredEvent> {
-  const matching = (await eventsOf(runId)).filter((e) => e.action === action);
-  expect(matching, `${action} events of ${runId}`).toHaveLength(1);
-  return matching[0]!;
+export function workspaceEventsNewestFirst(workspaceId: string): Promise<StoredEvent[]> {
+  return eventsOfWorkspace(workspaceId, "DESC");
 }
 
 // ---------- sweeping ----------
@@ -288,48 +237,14 @@ export async function idsInDisplayState(workspaceId: string, kind: DisplayStateK
 
 // ---------- logs ----------
 
-/** Captures console.log while `fn` runs: raw calls, and the ones that are one JSON object line. */
-export async function capturingLog<T>(fn: () => Promise<T>): Promise<{ value: T; raw: unknown[][]; json: Record<string, unknown>[] }> {
-  const original = console.log;
-  const raw: unknown[][] = [];
-  console.log = (...args: unknown[]) => {
-    raw.push(args);
-  };
-  try {
-    const value = await fn();
-    return { value, raw, json: jsonLines(raw) };
-  } finally {
-    console.log = original;
-  }
+/** Captures console.log (the log's info level) while `fn` runs. */
+export function capturingLog<T>(fn: () => Promise<T>): Promise<Captured<T>> {
+  return capturingConsole("log", fn);
 }
 
 /** Same for console.error (the log's error level). */
-export async function capturingErrors<T>(fn: () => Promise<T>): Promise<{ value: T; json: Record<string, unknown>[] }> {
-  const original = console.error;
-  const raw: unknown[][] = [];
-  console.error = (...args: unknown[]) => {
-    raw.push(args);
-  };
-  try {
-    const value = await fn();
-    return { value, json: jsonLines(raw) };
-  } finally {
-    console.error = original;
-  }
-}
-
-function jsonLines(raw: unknown[][]): Record<string, unknown>[] {
-  const out: Record<string, unknown>[] = [];
-  for (const args of raw) {
-    if (args.length !== 1 || typeof args[0] !== "string") continue;
-    try {
-      const parsed: unknown = JSON.parse(args[0]);
-      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) out.push(parsed as Record<string, unknown>);
-    } catch {
-      // Not a structured line; the caller judges raw output if it cares.
-    }
-  }
-  return out;
+export function capturingErrors<T>(fn: () => Promise<T>): Promise<Captured<T>> {
+  return capturingConsole("error", fn);
 }
 
 // ---------- D1 doubles ----------

@@ -15,6 +15,7 @@ import { insertAuditEvent, SYSTEM_WORKSPACE_ID } from "../../src/runs";
 import { purgeExpired } from "../../src/sweep/retention";
 import { handleScheduled } from "../../src/sweep/scheduled";
 import { makeWorkspace, manualClock } from "../support/fixtures";
+import { eventsAbout } from "../support/runs";
 import {
   actionsOf,
   createQueued,
@@ -140,8 +141,8 @@ describe("purgeExpired", () => {
 
     const report = await purgeExpired(env.DB, { now, retentionMs: RETENTION_MS });
     expect(report).toMatchObject({ runsDeleted: 0, eventsDeleted: 1 });
-    expect(await eventsOf(oldId)).toEqual([]);
-    expect(await eventsOf(newId)).toHaveLength(1);
+    expect(await eventsAbout(oldId)).toEqual([]);
+    expect(await eventsAbout(newId)).toHaveLength(1);
   });
 });
 
