@@ -86,7 +86,7 @@ export function RunSummary({ run, now }: { run: RunRecord; now: number }) {
             <dt>What to do</dt>
             <dd>{reason.whatToDo}</dd>
           </dl>
-          {run.failureMessage ? (
+          {run.failureMessage && run.failureMessage !== reason.whatHappened ? (
             <p class="failure-message">
               <span class="muted">Message: </span>
               <span data-failure-message>{run.failureMessage}</span>
@@ -134,6 +134,16 @@ export function RunPoller({ run }: { run: RunRecord }) {
   ) : (
     <div id="run-poller" data-polling="off" hx-swap-oob="true"></div>
   );
+}
+
+/** Evidence keeps epoch ms (what the code compares); operators read `…At` fields as ISO times. */
+function readableTimes(value: unknown, key = ""): unknown {
+  if (typeof value === "number" && /At$/.test(key) && value > 1e12) return new Date(value).toISOString();
+  if (Array.isArray(value)) return value.map((v) => readableTimes(v));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, readableTimes(v, k)]));
+  }
+  return value;
 }
 
 function Diagnostics({ run }: { run: RunRecord }) {
@@ -213,7 +223,7 @@ function Diagnostics({ run }: { run: RunRecord }) {
       {d.evidence ? (
         <>
           <h3>Evidence</h3>
-          <pre class="json">{JSON.stringify(d.evidence, null, 2)}</pre>
+          <pre class="json">{JSON.stringify(readableTimes(d.evidence), null, 2)}</pre>
         </>
       ) : null}
     </details>
