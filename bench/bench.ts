@@ -1,0 +1,227 @@
+/**
+ * `npm run bench`: the published figures, measured against the local Workers
+ * runtime (`wrangler dev`, the one `npm start` uses), each in a fresh instance
+ * of the bench Worker (bench/wrangler.bench.toml). Prints the table and writes
+ * it with every raw number to bench/results/bench-<time>.json (and
+ * bench-latest.json). Exits 1 if a figure's own check fails (a run not
+ * detected, sweep cost growing with history), 2 on bad arguments.
+ *
+ *   npm run bench                                  all figures (~10 min)
+ *   npm run bench -- --only=detection-tracker,cost one or more figures
+ *   npm run bench -- --n=200 --history=10000,100000,1000000 --throughput-n=500
+ */
+import { parseArgs } from "node:util";
+import { detection, type DetectionResult } from "./figures/detection";
+import { history, type HistoryResult } from "./figures/history";
+import { cost, type CostResult } from "./figures/cost";
+import { throughput, type ThroughputResult } from "./figures/throughput";
+import { assertBenchConfigMatchesProduction } from "./lib/config";
+import { benchWorkerBuild } from "./lib/dev";
+import { describeMachine, describeSource, machineInfo, sourceState } from "./lib/machine";
+import { fmt, renderTable, writeResults, type FigureRow } from "./lib/results";
+
+const FIGURES = ["detection-tracker", "detection-sweep", "history", "cost", "throughput"] as const;
+type Figure = (typeof FIGURES)[number];
+
+function usage(message: string): never {
+  console.error(`bench: ${message}\nusage: npm run bench -- [--only=${FIGURES.join(",")}] [--n=200] [--history=10000,100000,1000000] [--throughput-n=500]`);
+  process.exit(2);
+}
+
+function positiveInts(raw: string, what: string): number[] {
+  const values = raw.split(",").map((s) => Number(s.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1)) usage(`${what} must be positive integers, got "${raw}"`);
+  return values;
+}
+
+const { values: args } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        only: { type: "string" },
+        n: { type: "string", default: "200" },
+        history: { type: "string", default: "10000,100000,1000000" },
+        "throughput-n": { type: "string", default: "500" },
+      },
+      strict: true,
+    });
+  } catch (e) {
+    usage(e instanceof Error ? e.message : String(e));
+  }
+})();
+
+const only = args.only ? args.only.split(",").map((s) => s.trim()) : [...FIGURES];
+for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) usage(`unknown figure "${f}"`);
+const selected = new Set(only as Figure[]);
+const n = positiveInts(args.n, "--n")[0]!;
+const sizes = positiveInts(args.history, "--history");
+if (sizes.length < 2) usage("--history needs at least two sizes (the growth between them is the figure)");
+const throughputN = positiveInts(args["throughput-n"], "--throughput-n")[0]!;
+
+/** The command that reproduces one figure with this run's parameters. */
+function commandFor(figure: Figure): string {
+  const extra: string[] = [];
+  if (figure.startsWith("detection") && n !== 200) extra.push(`--n=${n}`);
+  if (figure === "history" && args.history !== "10000,100000,1000000") extra.push(`--history=${args.history}`);
+  if (figure === "throughput" && throughputN !== 500) extra.push(`--throughput-n=${throughputN}`);
+  return `npm run bench -- --only=${figure}${extra.length ? ` ${extra.join(" ")}` : ""}`;
+}
+
+const machine = machineInfo();
+const started = Date.now();
+const rows: FigureRow[] = [];
+const results: Record<string, unknown> = {};
+const failures: string[] = [];
+const timings: Record<string, number> = {};
+
+async function step<T>(figure: Figure, run: () => Promise<T>, toRows: (r: T) => void): Promise<void> {
+  if (!selected.has(figure)) return;
+  console.log(`› ${figure}`);
+  const t = Date.now();
+  try {
+    const r = await run();
+    results[figure] = r;
+    toRows(r);
+  } catch (e) {
+    failures.push(`${figure}: ${e instanceof Error ? e.message : String(e)}`);
+    console.error(`  ${figure} failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  timings[figure] = Date.now() - t;
+  console.log(`  ${figure}: ${Math.round(timings[figure] / 1000)} s`);
+}
+
+function detectionRows(figure: Figure, label: string) {
+  return (r: DetectionResult) => {
+    const cmd = commandFor(figure);
+    const l = r.latency;
+    rows.push({
+      figure: "1 detection latency",
+      metric: `${label}: beyond heartbeat timeout, p50 / p99 / max (N=${r.n})`,
+      value: `${fmt.ms(l.p50)} / ${fmt.ms(l.p99)} / ${fmt.ms(l.max)}`,
+      command: cmd,
+    });
+    rows.push({
+      figure: "1 detection latency",
+      metric: `${label}: runs detected / resulting state`,
+      value: `${r.detected} of ${r.n}: ${Object.entries(r.outcomes).map(([k, v]) => `${v} ${k}`).join(", ")}`,
+      command: cmd,
+    });
+    if (r.detected !== r.n) failures.push(`${figure}: ${r.n - r.detected} runs not detected`);
+  };
+}
+
+function historyRows(r: HistoryResult) {
+  const cmd = commandFor("history");
+  for (const p of r.points) {
+    rows.push({
+      figure: "2 sweep cost",
+      metric: `100 overdue among ${fmt.int(p.terminalRuns)} terminal: rows read / written per sweep`,
+      value: `${fmt.int(p.sweep.rowsRead)} / ${fmt.int(p.sweep.rowsWritten)} (idle sweep: ${p.idleSweep.rowsRead} / ${p.idleSweep.rowsWritten})`,
+      command: cmd,
+    });
+  }
+  const first = r.points[0]!;
+  const last = r.points[r.points.length - 1]!;
+  rows.push({
+    figure: "2 sweep cost",
+    metric: `growth ${fmt.int(first.terminalRuns)} → ${fmt.int(last.terminalRuns)} terminal runs (rows read / written)`,
+    value: `${r.sweepReadGrowth >= 0 ? "+" : ""}${r.sweepReadGrowth} / ${r.sweepWriteGrowth >= 0 ? "+" : ""}${r.sweepWriteGrowth}: ${r.flat ? "flat" : "NOT FLAT"}`,
+    command: cmd,
+  });
+  if (!r.flat) failures.push("history: sweep cost grows with terminal runs");
+  for (const p of [first, last]) {
+    rows.push({
+      figure: "3 admin cost",
+      metric: `${fmt.int(p.terminalRuns)} runs: first page / page at depth ${fmt.int(p.adminDeep.depth)}, rows read`,
+      value: `${fmt.int(p.adminFirst.rowsRead)} / ${fmt.int(p.adminDeep.rowsRead)} (of which ${fmt.int(p.adminFirst.tiles.failures24h ?? 0)} failures of 24 h counted twice)`,
+      command: cmd,
+    });
+    rows.push({
+      figure: "3 admin cost",
+      metric: `${fmt.int(p.terminalRuns)} runs: first page / deep page, HTTP time (median of 5)`,
+      value: `${fmt.ms(p.adminFirst.pageMs)} / ${fmt.ms(p.adminDeep.pageMs)} (query ${fmt.ms(p.adminFirst.queryMs)} / ${fmt.ms(p.adminDeep.queryMs)})`,
+      command: cmd,
+    });
+  }
+}
+
+function costRows(r: CostResult) {
+  const cmd = commandFor("cost");
+  const s = r.perShortRun;
+  const h = r.perHeartbeatMinute;
+  rows.push({
+    figure: "4 cost per run",
+    metric: "successful short run: D1 rows written / read",
+    value: `${fmt.num(s.d1RowsWritten)} / ${fmt.num(s.d1RowsRead)} (${fmt.num(s.d1RoundTrips)} round trips)`,
+    command: cmd,
+  });
+  rows.push({
+    figure: "4 cost per run",
+    metric: "successful short run: DO requests / queue operations",
+    value: `${fmt.num(s.doRequests)} (+1 clean-up alarm at +15 min) / ${fmt.num(s.queueOperations)}`,
+    command: cmd,
+  });
+  rows.push({
+    figure: "4 cost per run",
+    metric: "per minute of heartbeating: D1 rows written / read",
+    value: `${fmt.num(h.d1RowsWritten)} / ${fmt.num(h.d1RowsRead)} (${fmt.num(h.d1RoundTrips)} round trips)`,
+    command: cmd,
+  });
+  rows.push({
+    figure: "4 cost per run",
+    metric: "per minute of heartbeating: DO requests (RPC + alarms) / queue operations",
+    value: `${fmt.num(h.doRequests)} (${fmt.num(h.doRequests - h.doAlarms)} + ${fmt.num(h.doAlarms)}) / ${fmt.num(h.queueOperations)}`,
+    command: cmd,
+  });
+}
+
+function throughputRows(r: ThroughputResult) {
+  const cmd = commandFor("throughput");
+  rows.push({
+    figure: "5 throughput",
+    metric: "noop runs/s end to end : bare consumer msgs/s (same process)",
+    value: `${fmt.num(r.runsPerSecond, 1)} : ${fmt.num(r.barePerSecond, 1)}`,
+    command: cmd,
+  });
+  rows.push({
+    figure: "5 throughput",
+    metric: "ratio runs/s ÷ bare msgs/s (per round)",
+    value: `${fmt.num(r.ratio)} (${pairs(r).join(", ")})`,
+    command: cmd,
+  });
+}
+
+function pairs(r: ThroughputResult): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < r.rounds.length; i += 2) out.push(fmt.num(r.rounds[i]!.perSecond / r.rounds[i + 1]!.perSecond));
+  return out;
+}
+
+try {
+  await assertBenchConfigMatchesProduction();
+} catch (e) {
+  console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+}
+console.log(`bench on ${describeMachine(machine)}`);
+// One build for every figure: the code measured is the code at this moment.
+await benchWorkerBuild();
+const source = sourceState();
+console.log(`bench Worker built from ${describeSource(source)}`);
+await step("detection-tracker", () => detection("tracker", n), detectionRows("detection-tracker", "tracker path"));
+await step("detection-sweep", () => detection("sweep", n), detectionRows("detection-sweep", "sweep path, trackers unable to act"));
+await step("history", () => history(sizes), historyRows);
+await step("cost", () => cost(100, 10), costRows);
+await step("throughput", () => throughput(throughputN), throughputRows);
+
+const totalMs = Date.now() - started;
+const invocation = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
+console.log(`\n${renderTable(rows)}\n`);
+console.log(`machine: ${describeMachine(machine)}; code: ${describeSource(source)}`);
+console.log(`command: ${invocation}; took ${Math.round(totalMs / 1000)} s (${Object.entries(timings).map(([k, v]) => `${k} ${Math.round(v / 1000)} s`).join(", ")})`);
+const path = writeResults("bench", { invocation, machine, source, startedAt: new Date(started).toISOString(), totalMs, timings, rows, results, failures });
+console.log(`wrote ${path}`);
+if (failures.length > 0) {
+  console.error(`\n${failures.length} check(s) failed:\n- ${failures.join("\n- ")}`);
+  process.exitCode = 1;
+}

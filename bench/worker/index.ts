@@ -1,0 +1,44 @@
+/**
+ * The bench Worker: production's entry points, unchanged, behind counting
+ * bindings (instrument.ts), plus what only the benchmarks need:
+ * - `bench.noop` in the registry (registry.ts, swapped in by wrangler's alias);
+ * - a bare consumer on the `bench-bare` queue: one D1 write per message, the
+ *   baseline of the throughput figure, in the same process as the real one;
+ * - a RunTracker whose alarm can be switched off (BENCH_TRACKER_ALARM=off),
+ *   for the sweep-path detection figure ("the trackers unable to act");
+ * - `/__bench/*` routes (routes.ts) for the harness. This Worker only ever
+ *   runs under `wrangler dev` on loopback, started by bench/lib/dev.ts.
+ */
+import production, { RunTracker as ProductionRunTracker } from "../../src/index";
+import { counters, instrumentEnv, type BenchEnv } from "./instrument";
+import { benchQueue } from "./queue";
+import { handleBenchRequest } from "./routes";
+
+export class RunTracker extends ProductionRunTracker {
+  constructor(ctx: DurableObjectState, env: BenchEnv) {
+    super(ctx, instrumentEnv(env));
+  }
+
+  override async alarm(): Promise<void> {
+    counters.doAlarms++;
+    if ((this.env as BenchEnv).BENCH_TRACKER_ALARM === "off") {
+      // The tracker cannot act: its alarm fires and does nothing (as if every
+      // attempt to act failed). It still answers the sweep's status() call.
+      counters.doAlarmsSuppressed++;
+      return;
+    }
+    await super.alarm();
+  }
+}
+
+export default {
+  async fetch(request: Request, env: BenchEnv, ctx: ExecutionContext): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith("/__bench/")) return handleBenchRequest(request, url, env, ctx);
+    return production.fetch(request, instrumentEnv(env), ctx);
+  },
+  queue: benchQueue,
+  async scheduled(controller: ScheduledController, env: BenchEnv, ctx: ExecutionContext): Promise<void> {
+    await production.scheduled(controller, instrumentEnv(env), ctx);
+  },
+} satisfies ExportedHandler<BenchEnv, unknown>;
