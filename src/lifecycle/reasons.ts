@@ -100,7 +100,22 @@ export function reasonFamily(code: ReasonCode): ReasonFamily {
   return REASONS[code].family;
 }
 
-/** The operator-facing explanation of a reason code. */
-export function explainReason(code: ReasonCode): ReasonExplanation {
+/**
+ * A run that went back to the queue after an attempt ran (a retry or a lost
+ * attempt awaiting redelivery) and then never started again is stale-queued
+ * too, but "no attempt ran" would be false for it: earlier attempts ran.
+ */
+const STALE_QUEUED_AFTER_ATTEMPTS: ReasonExplanation = {
+  family: "lifecycle",
+  title: "Never restarted",
+  whatHappened:
+    "The run went back to the queue for another attempt, and no attempt started again within its stale threshold; its queue message was likely lost.",
+  sideEffects: "Earlier attempts ran and may have made part of their changes.",
+  whatToDo: "Check the target for partial work and the original error in diagnostics, then start a new run.",
+};
+
+/** The operator-facing explanation of a reason code (for a run that has made `attempt` attempts). */
+export function explainReason(code: ReasonCode, run: { attempt: number } = { attempt: 0 }): ReasonExplanation {
+  if (code === "lifecycle.stale_queued" && run.attempt > 0) return STALE_QUEUED_AFTER_ATTEMPTS;
   return REASONS[code];
 }

@@ -30,7 +30,8 @@ function issuesOf(error: z.ZodError): InputIssue[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }));
 }
 
-function register<I>(op: OperationDefinition<I>): RegisteredOperation {
+/** A definition behind its input-checking `prepare` (also used by the bench Worker to add its own types). */
+export function registerOperation<I>(op: OperationDefinition<I>): RegisteredOperation {
   return {
     type: op.type,
     description: op.description,
@@ -46,7 +47,7 @@ function register<I>(op: OperationDefinition<I>): RegisteredOperation {
   };
 }
 
-const byType = new Map<string, RegisteredOperation>([demoWork].map((op) => [op.type, register(op)]));
+const byType = new Map<string, RegisteredOperation>([demoWork].map((op) => [op.type, registerOperation(op)]));
 
 export function getOperation(type: string): RegisteredOperation | undefined {
   return byType.get(type);

@@ -405,7 +405,7 @@ export class RunService {
         p.failureMessage !== undefined
           ? p.failureMessage
           : to.reasonCode && to.status === "completed"
-            ? explainReason(to.reasonCode).whatHappened
+            ? explainReason(to.reasonCode, to).whatHappened
             : run.failureMessage;
       const [update] = await this.db.batch<RunRow>([
         this.db

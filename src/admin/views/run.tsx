@@ -51,7 +51,7 @@ export function Timeline({ events, now }: { events: AuditEvent[]; now: number })
 
 export function RunSummary({ run, now }: { run: RunRecord; now: number }) {
   const display = displayOf(run, now);
-  const reason = run.reasonCode ? explainReason(run.reasonCode) : null;
+  const reason = run.reasonCode ? explainReason(run.reasonCode, run) : null;
   const reconciled = run.reasonCode !== null && reasonFamily(run.reasonCode) === "lifecycle";
   return (
     <section id="run-summary" class="run-summary" hx-swap-oob="true" data-display={display.kind}>
