@@ -1,12 +1,12 @@
-import { DEFAULT_SETTINGS, displayState, reasonFamily } from "../lifecycle";
-import { getOperation } from "../operations";
+import { reasonFamily } from "../lifecycle";
+import { displayStateOf } from "../run-service";
 import type { RunRecord } from "../runs";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** The run as the API shows it (contract field names, times in ISO 8601). */
 export function runJson(run: RunRecord, now: number) {
-  const display = displayState(run, getOperation(run.type)?.policy ?? null, DEFAULT_SETTINGS, now);
+  const display = displayStateOf(run, now);
   return {
     id: run.id,
     workspaceId: run.workspaceId,

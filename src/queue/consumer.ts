@@ -43,7 +43,7 @@ export async function handleOperationsBatch(batch: MessageBatch<unknown>, env: E
 export async function processMessage(message: Message<unknown>, queue: string, env: Env): Promise<void> {
   const parsed = operationMessage.safeParse(message.body);
   if (!parsed.success) {
-    await recordMalformed(env, queue, message, parsed.error);
+    await recordMalformed(env, queue, message, parsed.error, "system:consumer");
     message.ack();
     return;
   }

@@ -31,7 +31,7 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
 export async function bridgeMessage(message: Message<unknown>, queue: string, env: Env, service: RunService): Promise<void> {
   const parsed = operationMessage.safeParse(message.body);
   if (!parsed.success) {
-    await recordMalformed(env, queue, message, parsed.error);
+    await recordMalformed(env, queue, message, parsed.error, "system:dead-letter");
     message.ack();
     return;
   }

@@ -9,7 +9,13 @@ import { describeIssues } from "./messages";
  * the system workspace. If even the audit write fails, the log line is the
  * record and the message is still acked: retrying cannot make it valid.
  */
-export async function recordMalformed(env: Env, queue: string, message: Message<unknown>, error: z.ZodError): Promise<void> {
+export async function recordMalformed(
+  env: Env,
+  queue: string,
+  message: Message<unknown>,
+  error: z.ZodError,
+  actor: "system:consumer" | "system:dead-letter",
+): Promise<void> {
   const issues = describeIssues(error);
   let body: string;
   try {
@@ -22,7 +28,7 @@ export async function recordMalformed(env: Env, queue: string, message: Message<
   try {
     await insertAuditEvent(env.DB, {
       workspaceId: SYSTEM_WORKSPACE_ID,
-      actor: queue.endsWith("-dlq") ? "system:dead-letter" : "system:consumer",
+      actor,
       action: "queue.message_malformed",
       subjectType: "queue_message",
       subjectId: message.id,

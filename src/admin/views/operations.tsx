@@ -4,8 +4,8 @@
  * answers with a new poller, with or without its trigger, so polling stops
  * by itself once everything shown is terminal.
  */
-import { DEFAULT_SETTINGS, DISPLAY_STATES, displayState, type DisplayStateKind } from "../../lifecycle";
-import { getOperation } from "../../operations";
+import { DISPLAY_STATES, type DisplayStateKind } from "../../lifecycle";
+import { displayStateOf } from "../../run-service";
 import type { RunRecord } from "../../runs";
 import type { OperationsPage, Tiles } from "../queries";
 import { Badge, EmptyState, ProgressBar, RelTime, withQuery } from "./components";
@@ -31,7 +31,7 @@ const DISPLAY_LABELS: Record<DisplayStateKind, string> = {
 };
 
 export function displayOf(run: RunRecord, now: number) {
-  return displayState(run, getOperation(run.type)?.policy ?? null, DEFAULT_SETTINGS, now);
+  return displayStateOf(run, now);
 }
 
 function TilesView({ tiles }: { tiles: Tiles }) {
