@@ -2,7 +2,8 @@
  * Retention: terminal runs (and their events) older than the configured age
  * are purged in bounded batches by the same cron. Non-terminal runs are never
  * touched: every delete is guarded by `status = 'completed'`, and a run's
- * events go only with the run.
+ * events go only with the run. Running it twice (or in two overlapping crons)
+ * is harmless: the second finds the rows already gone and deletes nothing.
  */
 import { meteredDb, type D1Cost } from "../runs";
 

@@ -182,7 +182,8 @@ export class RunTracker extends DurableObject<Env> {
    * The sweep found the run overdue in D1. If this tracker holds a fresher
    * heartbeat than D1 (the flush lags by design), write it now so the D1
    * deadline moves and the sweep leaves a live attempt alone. Returns whether
-   * D1 was refreshed.
+   * D1 was refreshed. Twice is harmless: the forced write never moves the
+   * stored heartbeat backwards, so a second call writes nothing.
    */
   async refresh(): Promise<{ refreshed: boolean }> {
     const s = await this.load();
