@@ -14,7 +14,14 @@ export default defineConfig(async () => {
           plugins: [
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
-              miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
+              miniflare: {
+                bindings: { TEST_MIGRATIONS: migrations },
+                // The trackers send every dispatch themselves; here their producer
+                // binding points at a queue nobody consumes, so a test delivers each
+                // message by hand and nothing races it (test/support/execution.ts).
+                // Real batches and delays are tested through wrangler dev (test/node/batches).
+                queueProducers: { OPERATIONS_QUEUE: { queueName: "operations-unconsumed" } },
+              },
             }),
           ],
           test: {

@@ -43,10 +43,20 @@ export function problemResponse(problem: ApiProblem, instance?: string): Respons
   const headers = new Headers({ "content-type": "application/problem+json; charset=utf-8" });
   // A 401 MUST carry a challenge (RFC 9110 §15.5.2; RFC 6750 §3 for bearer tokens).
   if (problem.status === 401) headers.set("www-authenticate", 'Bearer realm="oplife-api"');
+  const retryAfter = problem.extensions["retryAfterSeconds"];
+  if (typeof retryAfter === "number") headers.set("retry-after", String(retryAfter));
   return new Response(JSON.stringify(problem.body(instance)), { status: problem.status, headers });
 }
 
 export const problems = {
+  notScheduled: (runId: string) =>
+    new ApiProblem(
+      503,
+      "not-scheduled",
+      "Run not scheduled",
+      "The run was recorded but could not be handed to its scheduler. Retry with the same Idempotency-Key; without one, the sweep schedules it within minutes.",
+      { runId, retryAfterSeconds: 5 },
+    ),
   unauthorized: () =>
     new ApiProblem(401, "unauthorized", "Unauthorized", "Send a workspace API token as `Authorization: Bearer <token>`."),
   notFound: (what = "resource") => new ApiProblem(404, "not-found", "Not found", `No such ${what}.`),

@@ -95,7 +95,7 @@ runsApi.post(
       );
     }
     const principal = c.get("principal");
-    const { answer } = await enqueueRun(c.env, runServiceFor(c.env.DB), {
+    const { answer, tracked } = await enqueueRun(c.env, runServiceFor(c.env.DB), {
       workspaceId: principal.workspaceId,
       type: op.type,
       input: prepared.input,
@@ -104,6 +104,9 @@ runsApi.post(
     });
     if (!answer.ok) throw problems.idempotencyConflict(answer.conflict.id);
     c.header("Location", `/api/v1/runs/${answer.run.id}`);
+    // Recorded but nobody holds it to dispatch: not accepted (no 202). A replay with
+    // the same Idempotency-Key hands it over again; otherwise the sweep adopts it.
+    if (!tracked) throw problems.notScheduled(answer.run.id);
     return c.json({ run: runJson(answer.run, Date.now()) }, answer.created ? 202 : 200);
   },
 );

@@ -35,9 +35,9 @@ export const REASONS = {
   "attempt.timeout": {
     family: "execution",
     title: "Attempt timed out",
-    whatHappened: "The attempt ran longer than its policy's timeout and was aborted.",
+    whatHappened: "The last attempt ran longer than its timeout and was aborted; earlier attempts, if any, failed or timed out too.",
     sideEffects: "The attempt was stopped mid-way; items processed before the timeout stay processed.",
-    whatToDo: "Check why it ran so long (input size, a slow dependency); split the work or raise the type's timeout within the contract.",
+    whatToDo: "Check why it ran so long (input size, a slow dependency); split the work, or raise the timeout (the run's own, or the type's within the contract).",
   },
   "input.invalid": {
     family: "execution",
@@ -56,9 +56,9 @@ export const REASONS = {
   "lifecycle.stale_queued": {
     family: "lifecycle",
     title: "Never started",
-    whatHappened: "The run waited in the queue past its stale threshold without any attempt starting; its queue message was likely lost.",
+    whatHappened: "The run's tracker dispatched it, and re-sent the dispatch, but no consumer started an attempt within its stale threshold.",
     sideEffects: "No attempt ran, so no side effects were made.",
-    whatToDo: "Start the run again; if this repeats, check the queue's consumer and backlog.",
+    whatToDo: "Check that the queue has a running consumer and how long its backlog is, then start the run again.",
   },
   "lifecycle.heartbeat_lost": {
     family: "lifecycle",
@@ -77,9 +77,9 @@ export const REASONS = {
   "queue.max_attempts_exceeded": {
     family: "lifecycle",
     title: "Queue gave up",
-    whatHappened: "The queue used up its delivery attempts for this run and moved its message to the dead-letter queue.",
-    sideEffects: "Earlier attempts may have made part of their changes.",
-    whatToDo: "Read the original last error in diagnostics, fix its cause, then start a new run.",
+    whatHappened: "The queue could not hand the run's current dispatch to a consumer within its delivery attempts and moved it to the dead-letter queue.",
+    sideEffects: "Earlier attempts, if any ran, may have made part of their changes.",
+    whatToDo: "Check the consumer's errors for this run (diagnostics keeps the last one recorded), fix the cause, then start a new run.",
   },
 } as const satisfies Record<string, ReasonExplanation>;
 
@@ -109,7 +109,7 @@ const STALE_QUEUED_AFTER_ATTEMPTS: ReasonExplanation = {
   family: "lifecycle",
   title: "Never restarted",
   whatHappened:
-    "The run went back to the queue for another attempt, and no attempt started again within its stale threshold; its queue message was likely lost.",
+    "The run went back to the queue for another attempt; its tracker dispatched it, and re-sent the dispatch, but no attempt started within its stale threshold.",
   sideEffects: "Earlier attempts ran and may have made part of their changes.",
   whatToDo: "Check the target for partial work and the original error in diagnostics, then start a new run.",
 };

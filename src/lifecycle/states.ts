@@ -19,6 +19,7 @@ export const RUN_AUDIT_ACTIONS = [
   "run.attempt_failed",
   "run.failed",
   "run.attempt_lost",
+  "run.redispatched",
   "run.reconciled",
   "run.late_result_discarded",
 ] as const;

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import type { Progress } from "../lifecycle";
-import { defineOperation, RetryableError } from "./types";
+import { defineOperation, RetryableError, SimulatedCrash } from "./types";
 
 const step = z.number().int().min(1).max(10_000);
 
@@ -22,9 +22,9 @@ export const demoWorkInput = z
     /** Await forever at this step (ignoring the abort signal): only the timeout ends it. */
     hangAtStep: step.optional(),
     /**
-     * Die at this step: heartbeats stop (as if the isolate died) and the code
-     * never returns, so the tracker declares the attempt lost; when the
-     * attempt's timeout ends it, its late report is fenced.
+     * Crash at this step, as a killed isolate would: the consumer invocation
+     * ends (taking its batch with it), heartbeats stop, and the tracker declares
+     * the attempt lost and dispatches a new one. Every attempt crashes here.
      */
     dieAtStep: step.optional(),
     /** Per-run attempt timeout, capped by the policy's timeoutMs. */
@@ -82,10 +82,7 @@ export const demoWork = defineOperation({
     for (let stepNo = 1; stepNo <= input.steps; stepNo++) {
       ctx.signal.throwIfAborted();
       if (input.hangAtStep === stepNo) await new Promise<never>(() => {});
-      if (input.dieAtStep === stepNo) {
-        ctx.faults.stopHeartbeats();
-        await new Promise<never>(() => {});
-      }
+      if (input.dieAtStep === stepNo) throw new SimulatedCrash(`Simulated crash at step ${stepNo} (attempt ${ctx.attempt}).`);
       if (input.throwAtStep === stepNo && ctx.attempt <= (input.throwTimes ?? 1)) {
         throw new RetryableError(`Simulated transient error at step ${stepNo} (attempt ${ctx.attempt}).`);
       }

@@ -5,7 +5,7 @@ import type { FinalOutcome, LifecyclePolicy, Progress } from "../lifecycle";
 export interface OperationContext {
   runId: string;
   workspaceId: string;
-  /** 1-based attempt number (the queue message's delivery count). */
+  /** 1-based attempt number, allocated by the run's tracker when the attempt started. */
   attempt: number;
   maxAttempts: number;
   /** Fires at the attempt's timeout or when the tracker fences the attempt. */
@@ -38,6 +38,18 @@ export class RetryableError extends Error {
 
 export class NonRetryableError extends Error {
   override name = "NonRetryableError";
+}
+
+/**
+ * Thrown by demo and soak types to simulate what a crash does on the platform
+ * (an isolate killed mid-attempt, an exceeded CPU or memory limit): the
+ * consumer lets it end the whole invocation, so the queue redelivers the
+ * batch's unacked messages and every sibling attempt in it dies too
+ * (https://developers.cloudflare.com/queues/configuration/batching-retries/:
+ * an invocation that throws retries every message not explicitly acked).
+ */
+export class SimulatedCrash extends Error {
+  override name = "SimulatedCrash";
 }
 
 export interface OperationDefinition<I = unknown> {

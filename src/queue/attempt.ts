@@ -1,18 +1,22 @@
 /**
  * Running one attempt: the handler gets an AbortSignal that fires at the
  * attempt's timeout or when its tracker fences it, and the attempt heartbeats
- * automatically (isolate liveness) while it is alive, carrying progress.
+ * automatically (isolate liveness) while it is alive, carrying progress. The
+ * heartbeats are owned by the caller (`startHeartbeats`), so they go on after
+ * the handler returns, until the tracker holds the report: an attempt is alive
+ * until its result is safe.
  */
 import type { LifecyclePolicy, Progress } from "../lifecycle";
-import { NonRetryableError, type OperationResult, type PreparedInput } from "../operations";
-import type { HeartbeatReply, RunTicket } from "../tracker";
+import { NonRetryableError, SimulatedCrash, type OperationResult, type PreparedInput } from "../operations";
+import type { HeartbeatReply, RunTicket, TrackerRefusal } from "../tracker";
 import { log } from "../log";
 
 export type AttemptEnd =
   | { kind: "result"; result: OperationResult }
   | { kind: "error"; error: unknown; retryable: boolean }
   | { kind: "timeout"; timeoutMs: number }
-  | { kind: "fenced"; refusal: string };
+  | { kind: "fenced"; refusal: TrackerRefusal }
+  | { kind: "crash"; error: SimulatedCrash };
 
 class AttemptTimeout extends Error {
   override name = "AttemptTimeout";
@@ -23,7 +27,7 @@ class AttemptTimeout extends Error {
 
 class AttemptFenced extends Error {
   override name = "AttemptFenced";
-  constructor(readonly refusal: string) {
+  constructor(readonly refusal: TrackerRefusal) {
     super(`The attempt no longer holds the lease (${refusal}).`);
   }
 }
@@ -32,22 +36,39 @@ export interface HeartbeatChannel {
   heartbeat(req: { attempt: number; progress?: Progress }): Promise<HeartbeatReply>;
 }
 
-export async function runAttempt(
-  prepared: Extract<PreparedInput, { ok: true }>,
-  ticket: RunTicket,
-  channel: HeartbeatChannel,
-  policy: Pick<LifecyclePolicy, "heartbeatIntervalMs">,
-): Promise<AttemptEnd> {
+/** An attempt's heartbeats: every `heartbeatIntervalMs` until stopped; a refusal aborts `signal`. */
+export interface Heartbeats {
+  readonly signal: AbortSignal;
+  progress: Progress;
+  /** Stop sending (a test's stand-in for a broken heartbeat channel; the attempt itself goes on). */
+  silence(): void;
+  stop(): void;
+}
+
+export function startHeartbeats(ticket: RunTicket, channel: HeartbeatChannel, policy: Pick<LifecyclePolicy, "heartbeatIntervalMs">): Heartbeats & { controller: AbortController } {
   const controller = new AbortController();
-  let progress: Progress = ticket.progress;
   let beating = false;
-  let dead = false;
+  let silent = false;
+  // Not the signal: a timed-out attempt still heartbeats while its failure is reported.
+  let fenced = false;
+  const beats = {
+    controller,
+    signal: controller.signal,
+    progress: ticket.progress,
+    silence: () => {
+      silent = true;
+    },
+    stop: () => clearInterval(interval),
+  };
   const beat = async () => {
-    if (dead || beating || controller.signal.aborted) return;
+    if (silent || beating || fenced) return;
     beating = true;
     try {
-      const reply = await channel.heartbeat({ attempt: ticket.attempt, progress });
-      if (!reply.ok) controller.abort(new AttemptFenced(reply.refusal));
+      const reply = await channel.heartbeat({ attempt: ticket.attempt, progress: beats.progress });
+      if (!reply.ok) {
+        fenced = true;
+        controller.abort(new AttemptFenced(reply.refusal));
+      }
     } catch (error) {
       // The tracker is unreachable: keep working; if it stays so, the tracker
       // (or the sweep) declares the attempt lost, which is the honest outcome.
@@ -56,10 +77,21 @@ export async function runAttempt(
       beating = false;
     }
   };
-  const timer = setTimeout(() => controller.abort(new AttemptTimeout(prepared.timeoutMs)), prepared.timeoutMs);
   const interval = setInterval(() => void beat(), policy.heartbeatIntervalMs);
+  return beats;
+}
+
+/** Run the handler under the attempt's timeout and its heartbeats' fencing signal. */
+export async function runAttempt(
+  prepared: Extract<PreparedInput, { ok: true }>,
+  ticket: RunTicket,
+  beats: Heartbeats & { controller: AbortController },
+): Promise<AttemptEnd> {
+  const controller = beats.controller;
+  const timer = setTimeout(() => controller.abort(new AttemptTimeout(prepared.timeoutMs)), prepared.timeoutMs);
   // A handler that ignores its signal (or hangs) is still ended by this race.
   const aborted = new Promise<never>((_, reject) => {
+    if (controller.signal.aborted) reject(controller.signal.reason);
     controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
   });
   try {
@@ -71,24 +103,20 @@ export async function runAttempt(
         maxAttempts: ticket.maxAttempts,
         signal: controller.signal,
         reportProgress: (p) => {
-          progress = p;
+          beats.progress = p;
         },
-        faults: {
-          stopHeartbeats: () => {
-            dead = true;
-          },
-        },
+        faults: { stopHeartbeats: () => beats.silence() },
       }),
       aborted,
     ]);
-    return { kind: "result", result: result.progress ? result : { ...result, progress } };
+    return { kind: "result", result: result.progress ? result : { ...result, progress: beats.progress } };
   } catch (error) {
+    if (error instanceof SimulatedCrash) return { kind: "crash", error };
     const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
     if (reason instanceof AttemptTimeout) return { kind: "timeout", timeoutMs: reason.timeoutMs };
     if (reason instanceof AttemptFenced) return { kind: "fenced", refusal: reason.refusal };
     return { kind: "error", error, retryable: !(error instanceof NonRetryableError) };
   } finally {
     clearTimeout(timer);
-    clearInterval(interval);
   }
 }

@@ -1,43 +1,68 @@
 /**
- * The operations queue consumer. The handler loops and settles each message
- * on its own (one bad message never fails the batch); the work per message is
- * `processMessage`, a plain function the tests call directly.
+ * The operations queue consumer (contract v2 section 4: the queue is transport,
+ * the consumer executes, the run's tracker schedules). Each message is settled
+ * on its own — one bad message never fails the batch — and is acked once the
+ * tracker has decided about it: its dispatch claimed and the attempt's report
+ * held, or its claim refused. Retries are the tracker's new dispatches, never
+ * this message's redelivery, so a slow batch holding the ack costs nothing.
  *
- * Runs twice safely: a redelivered message claims through the run's tracker,
- * which answers duplicate (same attempt alive), fenced (older attempt) or
- * terminal, and the handler does not run again.
+ * Runs twice safely: a redelivered message presents a dispatch the tracker has
+ * already claimed (or an older one) and starts nothing.
  */
-import { assertTimingContract, errorMessage, type ContractReport } from "../lifecycle";
-import { getOperation, policyFor } from "../operations";
-import { trackerFor, type ClaimAnswer, type ReportAnswer } from "../tracker";
+import { errorMessage } from "../lifecycle";
+import { getOperation } from "../operations";
+import { trackerFor, type AttemptReport, type ClaimAnswer, type ReportAnswer } from "../tracker";
 import { log } from "../log";
-import { runtimeContract } from "../contract-runtime";
-import { runAttempt } from "./attempt";
-import { operationMessage } from "./messages";
+import { runAttempt, startHeartbeats } from "./attempt";
+import { dispatchOf, operationMessage } from "./messages";
 import { recordMalformed } from "./malformed";
 
-export interface ConsumerDeps {
-  contract: () => ContractReport;
+/** A simulated crash ends the invocation (see `SimulatedCrash`); carried out of `processMessage`. */
+export class InvocationCrash extends Error {
+  override name = "InvocationCrash";
+  constructor(readonly runId: string, cause: unknown) {
+    super(`The consumer invocation crashed while running ${runId}: ${errorMessage(cause)}`);
+  }
 }
 
-const defaultDeps: ConsumerDeps = { contract: runtimeContract };
+/** How often the consumer retries handing a report to the tracker (a reset on deploy, a brief outage). */
+export const REPORT_RETRIES = [250, 500, 1_000, 2_000, 4_000] as const;
 
-export async function handleOperationsBatch(batch: MessageBatch<unknown>, env: Env, deps: ConsumerDeps = defaultDeps): Promise<void> {
-  // Refuse to run on a misaligned contract: throwing retries the batch, and the
-  // runs' trackers still converge them. The error names the rule and numbers.
-  assertTimingContract(deps.contract());
-  await Promise.all(
+export async function handleOperationsBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  let crash: (error: InvocationCrash) => void = () => {};
+  const crashed = new Promise<never>((_, reject) => {
+    crash = reject;
+  });
+  const all = Promise.all(
     batch.messages.map(async (message) => {
       try {
         await processMessage(message, batch.queue, env);
       } catch (error) {
-        // Infrastructure failed (D1 or the tracker unreachable): nothing was
-        // decided, so let the queue deliver it again.
-        log.error("consumer.message_failed", { queue: batch.queue, messageId: message.id, attempts: message.attempts, error });
+        if (error instanceof InvocationCrash) {
+          crash(error);
+          return;
+        }
+        // Infrastructure failed (D1 or the tracker unreachable) before the tracker
+        // decided anything: let the queue deliver this message again.
+        log.error("consumer.message_failed", {
+          queue: batch.queue,
+          messageId: message.id,
+          runId: runIdOf(message.body),
+          deliveries: message.attempts,
+          error,
+        });
         message.retry();
       }
     }),
   );
+  // A crash ends the whole invocation at once, as on the platform: unacked
+  // messages are redelivered and the siblings' attempts stop heartbeating.
+  await Promise.race([all, crashed]);
+}
+
+function runIdOf(body: unknown): string | null {
+  const parsed = operationMessage.safeParse(body);
+  return parsed.success ? parsed.data.runId : null;
 }
 
 export async function processMessage(message: Message<unknown>, queue: string, env: Env): Promise<void> {
@@ -48,76 +73,101 @@ export async function processMessage(message: Message<unknown>, queue: string, e
     return;
   }
   const { runId } = parsed.data;
-  const attempt = message.attempts;
+  const dispatch = dispatchOf(parsed.data);
   const tracker = trackerFor(env, runId);
-  const claim: ClaimAnswer = await tracker.claim({ runId, attempt });
+  const claim: ClaimAnswer = await tracker.claim({ runId, dispatch });
   if (!claim.ok) {
-    // terminal, duplicate (the same attempt is alive elsewhere), fenced (a newer
-    // attempt holds the lease), exhausted or not found: the handler must not run.
-    log.info("consumer.claim_refused", { runId, attempt, refusal: claim.refusal, messageId: message.id });
+    // terminal, duplicate (this dispatch started its attempt already), stale_dispatch
+    // (a newer dispatch exists), exhausted or not found: nothing to run.
+    log.info("consumer.claim_refused", { runId, dispatch, refusal: claim.refusal, messageId: message.id, deliveries: message.attempts });
     message.ack();
     return;
   }
   const ticket = claim.run;
-  const fail = (reason: "operation.unknown_type" | "input.invalid" | "handler.error" | "attempt.timeout", retryable: boolean, msg: string) =>
-    tracker.fail({ runId, attempt, reason, retryable, message: msg });
-
-  const op = getOperation(ticket.type);
-  if (!op) {
-    settle(message, ticket.type, await fail("operation.unknown_type", false, `No handler is registered for type "${ticket.type}".`));
-    return;
-  }
-  const prepared = op.prepare(JSON.parse(ticket.inputJson));
-  if (!prepared.ok) {
-    const fields = prepared.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
-    settle(message, ticket.type, await fail("input.invalid", false, `The stored input is not valid for ${op.type}: ${fields}`));
-    return;
-  }
-  const end = await runAttempt(prepared, ticket, tracker, op.policy);
-  switch (end.kind) {
-    case "result":
-      settle(
-        message,
-        ticket.type,
-        await tracker.complete({
-          runId,
-          attempt,
-          outcome: end.result.outcome,
-          ...(end.result.message !== undefined ? { message: end.result.message } : {}),
-          ...(end.result.progress !== undefined ? { progress: end.result.progress } : {}),
-        }),
-      );
-      return;
-    case "timeout":
-      settle(message, ticket.type, await fail("attempt.timeout", false, `The attempt exceeded its timeout of ${end.timeoutMs} ms.`));
-      return;
-    case "error":
-      settle(message, ticket.type, await fail("handler.error", end.retryable, errorMessage(end.error)));
-      return;
-    case "fenced": {
-      // The tracker took the lease away: the work is abandoned and nothing is reported.
-      // If this very attempt was declared lost while still alive (its heartbeats stopped
-      // reaching the tracker), the run is back in the queue awaiting a redelivery and
-      // this message is the only one it has: retry it. A newer attempt or a terminal run: ack.
-      const s = await tracker.status();
-      const awaitsRedelivery = s.known && s.state.status === "queued" && s.state.attempt === attempt;
-      log.info("consumer.attempt_fenced", { runId, attempt, refusal: end.refusal, redeliver: awaitsRedelivery });
-      if (awaitsRedelivery) message.retry();
-      else message.ack();
+  const attempt = ticket.attempt;
+  const beats = startHeartbeats(ticket, tracker, getOperation(ticket.type)?.policy ?? { heartbeatIntervalMs: 1_000 });
+  try {
+    const report = await attemptReport(ticket.type, ticket.inputJson, attempt, () => beats.progress, async (prepared) => {
+      const end = await runAttempt(prepared, ticket, beats);
+      if (end.kind === "crash") throw new InvocationCrash(runId, end.error);
+      return end;
+    });
+    if (report === null) {
+      // Fenced: the tracker took the lease away (a newer attempt, or the run ended).
+      log.info("consumer.attempt_fenced", { runId, attempt, messageId: message.id });
+      message.ack();
       return;
     }
+    const answer = await deliverReport(tracker, report, runId);
+    log.info("consumer.reported", { runId, attempt, kind: report.kind, ok: answer.ok, applied: answer.ok ? answer.applied : false });
+    message.ack();
+  } finally {
+    beats.stop();
+  }
+}
+
+type Prepared = Extract<ReturnType<NonNullable<ReturnType<typeof getOperation>>["prepare"]>, { ok: true }>;
+
+/** What the attempt reports: its result, or its failure; `null` when it was fenced. */
+async function attemptReport(
+  type: string,
+  inputJson: string,
+  attempt: number,
+  progress: () => AttemptReport["progress"],
+  run: (prepared: Prepared) => ReturnType<typeof runAttempt>,
+): Promise<AttemptReport | null> {
+  const failure = (reason: Extract<AttemptReport, { kind: "failure" }>["reason"], retryable: boolean, message: string): AttemptReport => ({
+    kind: "failure",
+    attempt,
+    reason,
+    retryable,
+    message,
+    ...(progress() ? { progress: progress() } : {}),
+  });
+  const op = getOperation(type);
+  if (!op) return failure("operation.unknown_type", false, `No handler is registered for type "${type}".`);
+  const prepared = op.prepare(JSON.parse(inputJson));
+  if (!prepared.ok) {
+    const fields = prepared.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+    return failure("input.invalid", false, `The stored input is not valid for ${op.type}: ${fields}`);
+  }
+  const end = await run(prepared);
+  switch (end.kind) {
+    case "result":
+      return {
+        kind: "result",
+        attempt,
+        outcome: end.result.outcome,
+        ...(end.result.message !== undefined ? { message: end.result.message } : {}),
+        ...(end.result.progress !== undefined ? { progress: end.result.progress } : {}),
+      };
+    case "timeout":
+      // Retryable, as in Temporal and BullMQ: a hung dependency may answer next time.
+      return failure("attempt.timeout", true, `The attempt exceeded its timeout of ${end.timeoutMs} ms.`);
+    case "error":
+      return failure("handler.error", end.retryable, errorMessage(end.error));
+    case "fenced":
+    case "crash":
+      return null;
   }
 }
 
 /**
- * Ack, or retry when the run is back in the queue: after a retryable failure
- * (with the policy's delay), or when this attempt was fenced because its
- * heartbeat was declared lost and the run awaits a new delivery.
+ * Hand the report to the tracker, retrying a failed call (a Durable Object
+ * reset between the handler's return and the write answers with an error) while
+ * the heartbeats go on. The tracker dedupes a report it already holds.
+ * Throws when every try failed: the message is retried and, with the attempt's
+ * heartbeats stopped, the tracker declares it lost — the last resort.
  */
-function settle(message: Message<unknown>, type: string, answer: ReportAnswer): void {
-  if (answer.status === "queued") {
-    message.retry(answer.ok ? { delaySeconds: policyFor(type).retryDelaySeconds } : {});
-    return;
+async function deliverReport(tracker: { report(r: AttemptReport): Promise<ReportAnswer> }, report: AttemptReport, runId: string): Promise<ReportAnswer> {
+  for (let i = 0; ; i++) {
+    try {
+      return await tracker.report(report);
+    } catch (error) {
+      const wait = REPORT_RETRIES[i];
+      log.warn("consumer.report_failed", { runId, attempt: report.attempt, kind: report.kind, try: i + 1, error });
+      if (wait === undefined) throw error;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
-  message.ack();
 }

@@ -1,25 +1,25 @@
 /**
- * The dead-letter bridge: a message the queue gave up on resolves its run as
- * `queue.max_attempts_exceeded`, unless the run is already terminal.
+ * The dead-letter bridge (contract v2 section 4.3): a message the queue gave
+ * up on becomes `queue.max_attempts_exceeded` only when it is the run's
+ * current, unclaimed dispatch and the run is not terminal — the run's tracker
+ * decides, since only it knows the dispatch. A copy of a dispatch that started
+ * an attempt, or an older dispatch, is recorded in the log and ignored.
  *
- * Idempotent: the transition is a compare-and-set, so a redelivered
- * dead-letter message (or one racing the tracker or the sweep) finds the run
- * terminal and changes nothing. It goes to D1 directly, not through the
- * tracker, so it works even when the tracker cannot act; the tracker follows
- * D1 the next time its alarm fires.
+ * Idempotent: a redelivered dead-letter message (or one racing the tracker or
+ * the sweep) finds the run terminal, or the dispatch no longer current, and
+ * changes nothing. If the tracker cannot be reached, the message is retried;
+ * the sweep remains the backstop.
  */
-import type { RunService } from "../runs";
+import { trackerFor } from "../tracker";
 import { log } from "../log";
-import { runServiceFor } from "../run-service";
-import { operationMessage } from "./messages";
+import { dispatchOf, operationMessage } from "./messages";
 import { recordMalformed } from "./malformed";
 
 export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const service = runServiceFor(env.DB);
   await Promise.all(
     batch.messages.map(async (message) => {
       try {
-        await bridgeMessage(message, batch.queue, env, service);
+        await bridgeMessage(message, batch.queue, env);
       } catch (error) {
         log.error("dead_letter.message_failed", { queue: batch.queue, messageId: message.id, error });
         message.retry();
@@ -28,23 +28,19 @@ export async function handleDeadLetterBatch(batch: MessageBatch<unknown>, env: E
   );
 }
 
-export async function bridgeMessage(message: Message<unknown>, queue: string, env: Env, service: RunService): Promise<void> {
+export async function bridgeMessage(message: Message<unknown>, queue: string, env: Env): Promise<void> {
   const parsed = operationMessage.safeParse(message.body);
   if (!parsed.success) {
     await recordMalformed(env, queue, message, parsed.error, "system:dead-letter");
     message.ack();
     return;
   }
-  const answer = await service.deadLetter(parsed.data.runId, {
-    queue,
-    messageId: message.id,
-    deadLetteredAt: Date.now(),
-    dlqDeliveries: message.attempts,
+  const { runId } = parsed.data;
+  const dispatch = dispatchOf(parsed.data);
+  const answer = await trackerFor(env, runId).deadLettered({
+    dispatch,
+    evidence: { queue, messageId: message.id, dispatch, deadLetteredAt: Date.now(), dlqDeliveries: message.attempts },
   });
-  log.info("dead_letter.bridged", {
-    runId: parsed.data.runId,
-    changed: answer.ok,
-    refusal: answer.ok ? null : answer.refusal,
-  });
+  log.info("dead_letter.bridged", { runId, dispatch, bridged: answer.bridged, ignored: answer.bridged ? null : answer.why });
   message.ack();
 }

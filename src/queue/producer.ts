@@ -1,40 +1,45 @@
 /**
- * Accepting a run: write it (queued), tell its tracker, send the message. If
- * the message never reaches the queue, the run still converges: the tracker's
- * queued deadline reconciles it as `lifecycle.stale_queued` (and the sweep
- * backs that up if even the tracker call failed).
+ * Accepting a run (contract v2 section 4): write it (queued) in D1, then hand
+ * it to its tracker, the run's outbox, which stores dispatch 1 and sends it —
+ * and keeps re-trying the send from its alarm if the queue refuses. So a run is
+ * answered 202 only once its tracker holds it.
+ *
+ * An idempotent replay hands the run to its tracker again (a no-op when the
+ * tracker holds it), so a replay after a failed hand-over heals it. If the
+ * tracker cannot be reached at all, the run stays queued in D1 and the caller
+ * says so (503); the sweep adopts such an orphan at its deadline.
  */
-import { policyFor } from "../operations";
-import type { CreateAnswer, CreateRunInput, RunService } from "../runs";
+import type { CreateAnswer, CreateRunInput, RunRecord, RunService } from "../runs";
 import { trackerFor } from "../tracker";
 import { log } from "../log";
-import { operationMessageFor } from "./messages";
 
 export interface EnqueueResult {
   answer: CreateAnswer;
-  /** False when the message could not be sent (the run will converge as stale_queued). */
-  sent: boolean;
+  /** False when the run's tracker could not be reached: nothing will dispatch it until a replay or the sweep. */
+  tracked: boolean;
+}
+
+/** Hand a queued run to its tracker; false (logged) when the tracker cannot be reached. */
+export async function handToTracker(env: Env, run: RunRecord): Promise<boolean> {
+  if (run.status !== "queued") return true;
+  try {
+    await trackerFor(env, run.id).track({
+      runId: run.id,
+      workspaceId: run.workspaceId,
+      type: run.type,
+      maxAttempts: run.maxAttempts,
+      attempt: run.attempt,
+      dueAt: run.attempt === 0 ? run.createdAt : Date.now(),
+    });
+    return true;
+  } catch (error) {
+    log.error("producer.track_failed", { runId: run.id, error });
+    return false;
+  }
 }
 
 export async function enqueueRun(env: Env, service: RunService, req: CreateRunInput): Promise<EnqueueResult> {
   const answer = await service.create(req);
-  if (!answer.ok || !answer.created) return { answer, sent: true };
-  const run = answer.run;
-  try {
-    await trackerFor(env, run.id).track({ runId: run.id, type: run.type, createdAt: run.createdAt });
-  } catch (error) {
-    // The sweep finds the run by its D1 deadline; the tracker is an accelerator, not the record.
-    log.error("producer.track_failed", { runId: run.id, error });
-  }
-  try {
-    await env.OPERATIONS_QUEUE.send(operationMessageFor(run), { contentType: "json" });
-    return { answer, sent: true };
-  } catch (error) {
-    log.error("producer.send_failed", {
-      runId: run.id,
-      error,
-      consequence: `run converges as lifecycle.stale_queued within ${policyFor(run.type).staleQueuedAfterMs} ms`,
-    });
-    return { answer, sent: false };
-  }
+  if (!answer.ok) return { answer, tracked: true };
+  return { answer, tracked: await handToTracker(env, answer.run) };
 }

@@ -7,16 +7,30 @@ import { RUN_COLUMNS, rowToRecord, type RunRecord, type RunRow } from "./records
 
 
 /**
- * Overdue live runs, oldest deadline first. The `status <> 'completed'` term
- * must match the partial index's WHERE clause for SQLite to use it, which is
- * what keeps rows read proportional to overdue runs, not to history.
+ * Overdue live runs, oldest deadline first, after the keyset cursor
+ * `(deadline_at, id)` (pass `-1, ''` for the first page): a page of runs the
+ * sweep could not resolve is never read again in the same sweep, so it cannot
+ * starve the runs behind it. The `status <> 'completed'` term must match the
+ * partial index's WHERE clause for SQLite to use it, which is what keeps rows
+ * read proportional to overdue runs, not to history.
  */
 export const OVERDUE_RUNS_SQL = `SELECT ${RUN_COLUMNS} FROM operation_runs
-  WHERE status <> 'completed' AND deadline_at < ?1
-  ORDER BY deadline_at LIMIT ?2`;
+  WHERE status <> 'completed' AND deadline_at < ?1 AND deadline_at >= ?3 AND (deadline_at > ?3 OR id > ?4)
+  ORDER BY deadline_at, id LIMIT ?2`;
 
-export async function overdueRuns(db: D1Database, before: number, limit: number): Promise<{ runs: RunRecord[]; rowsRead: number }> {
-  const res = await db.prepare(OVERDUE_RUNS_SQL).bind(before, limit).all<RunRow>();
+/** Where the next page of overdue runs starts (exclusive). */
+export interface OverdueCursor {
+  deadlineAt: number;
+  id: string;
+}
+
+export async function overdueRuns(
+  db: D1Database,
+  before: number,
+  limit: number,
+  after: OverdueCursor = { deadlineAt: -1, id: "" },
+): Promise<{ runs: RunRecord[]; rowsRead: number }> {
+  const res = await db.prepare(OVERDUE_RUNS_SQL).bind(before, limit, after.deadlineAt, after.id).all<RunRow>();
   return { runs: res.results.map(rowToRecord), rowsRead: res.meta.rows_read };
 }
 

@@ -30,6 +30,8 @@ export interface Diagnostics {
   attempts: AttemptSummary[];
   /** The original last error of an attempt, kept even when a reconciliation decides. */
   lastError?: { attempt: number; message: string; reasonCode?: ReasonCode; at: number };
+  /** Errors raised outside the handler (a result write, a tracker call), newest last. */
+  infrastructureErrors?: { at: number; where: string; message: string }[];
   detectedBy?: Detector;
   /** What the detector saw: last heartbeat, deadline, thresholds in force, … */
   evidence?: Record<string, unknown>;

@@ -28,8 +28,8 @@ import {
   type Refusal,
   type Transition,
 } from "../lifecycle";
-import { insertAuditEvent, insertAuditEventIfWon, type Actor } from "./audit";
-import { newRunId } from "./ids";
+import { AUDIT_COLUMNS, insertAuditEvent, insertAuditEventIfWon, type Actor } from "./audit";
+import { newEventId, newRunId } from "./ids";
 import { RUN_COLUMNS, rowToRecord, stateOf, type Diagnostics, type RunRecord, type RunRow } from "./records";
 
 export type RunAnswer =
@@ -188,8 +188,11 @@ export class RunService {
     return same ? { ok: true, run, created: false } : { ok: false, conflict: run };
   }
 
-  /** Claim attempt `attempt` (the message's delivery count) for the consumer. */
-  claim(runId: string, attempt: number): Promise<RunAnswer> {
+  /**
+   * Start attempt `attempt` for dispatch `dispatch` (contract v2 section 4): the
+   * tracker allocates the attempt number; D1 records the start.
+   */
+  claim(runId: string, attempt: number, dispatch?: number): Promise<RunAnswer> {
     return this.apply(runId, { type: "claim", attempt }, "system:consumer", (run, t, now) => {
       const policy = this.policy(run.type);
       let diagnostics = run.diagnostics;
@@ -204,7 +207,11 @@ export class RunService {
         startedAt: run.startedAt ?? now,
         lastHeartbeatAt: now,
         deadlineAt: storedDeadline({ status: "running", queuedSince: now, lastFlushedHeartbeatAt: now }, policy),
-        metadata: t.takeover ? { attempt, takeover: true, fencedAttempt: run.attempt } : { attempt },
+        metadata: {
+          attempt,
+          ...(dispatch !== undefined ? { dispatch } : {}),
+          ...(t.takeover ? { takeover: true, fencedAttempt: run.attempt } : {}),
+        },
       };
     });
   }
@@ -273,6 +280,8 @@ export class RunService {
         };
       },
       { outcome: result.outcome, message: result.message ?? null, progress: result.progress ?? null },
+      undefined,
+      (run) => run.status === "completed" && run.attempt === attempt && run.reconciledBy === null && run.outcome === result.outcome,
     );
   }
 
@@ -280,7 +289,7 @@ export class RunService {
   failAttempt(
     runId: string,
     attempt: number,
-    failure: { reason: ExecutionReasonCode; retryable: boolean; error: unknown },
+    failure: { reason: ExecutionReasonCode; retryable: boolean; error: unknown; progress?: Progress },
   ): Promise<RunAnswer> {
     const message = errorMessage(failure.error);
     const event: LifecycleEvent = { type: "attempt_failure", attempt, retryable: failure.retryable, reason: failure.reason };
@@ -294,39 +303,53 @@ export class RunService {
           ...withAttempt(run.diagnostics, attempt, { endedAt: now, ended: failure.reason, error: message }),
           lastError: { attempt, message, reasonCode: failure.reason, at: now },
         };
+        const progress = failure.progress ? { progress: failure.progress } : {};
         if (t.to.status === "queued") {
           const dueAt = now + policy.retryDelaySeconds * 1000;
           return {
+            ...progress,
             diagnostics,
             deadlineAt: storedDeadline({ status: "queued", queuedSince: dueAt, lastFlushedHeartbeatAt: null }, policy),
             metadata: { attempt, reason: failure.reason, error: message, retryAt: dueAt },
           };
         }
         return {
+          ...progress,
           diagnostics,
-          failureMessage: `Attempt ${attempt} of ${run.maxAttempts} failed: ${message}`,
+          // Operator-safe: the raw error text stays in diagnostics (contract section 1).
+          failureMessage: attemptFailureSentence(attempt, run.maxAttempts, failure.reason, failure.retryable),
           completedAt: now,
           deadlineAt: null,
           metadata: { attempt, reason: failure.reason, error: message, retryable: failure.retryable },
         };
       },
       { reason: failure.reason, error: message },
+      undefined,
+      (run) =>
+        run.attempt === attempt &&
+        run.diagnostics.lastError?.attempt === attempt &&
+        run.diagnostics.lastError.reasonCode === failure.reason &&
+        (run.status === "queued" || (run.status === "completed" && run.reconciledBy === null)),
     );
   }
 
   /** The tracker saw attempt `attempt` stop heartbeating. */
-  heartbeatLost(runId: string, attempt: number, evidence: Evidence): Promise<RunAnswer> {
+  heartbeatLost(runId: string, attempt: number, evidence: Evidence, progress?: Progress): Promise<RunAnswer> {
     return this.apply(runId, { type: "heartbeat_lost", attempt }, "system:tracker", (run, t, now) => {
       const policy = this.policy(run.type);
       const diagnostics = withAttempt(run.diagnostics, attempt, { endedAt: now, ended: "heartbeat lost" });
       if (t.to.status === "queued") {
         return {
+          ...(progress ? { progress } : {}),
           diagnostics,
           deadlineAt: storedDeadline({ status: "queued", queuedSince: now, lastFlushedHeartbeatAt: null }, policy),
           metadata: { attempt, evidence },
         };
       }
-      return this.reconciledPatch(run, { ...diagnostics, detectedBy: "tracker_alarm", evidence }, now, { attempt, evidence });
+      return {
+        ...this.reconciledPatch(run, { ...diagnostics, detectedBy: "tracker_alarm", evidence }, now, { attempt, evidence }),
+        ...(progress ? { progress } : {}),
+      };
     });
   }
 
@@ -336,19 +359,66 @@ export class RunService {
     r: {
       detector: "tracker_alarm" | "sweep";
       reason: "lifecycle.stale_queued" | "lifecycle.stale_running";
-      observed: { status: "queued" | "running"; attempt: number };
+      /** `deadlineAt`: the D1 deadline the detector read; the write is fenced on it (contract section 2). */
+      observed: { status: "queued" | "running"; attempt: number; deadlineAt?: number | null };
       evidence: Evidence;
+      progress?: Progress;
     },
   ): Promise<RunAnswer> {
     const actor: Actor = r.detector === "sweep" ? "system:sweep" : "system:tracker";
-    const event: LifecycleEvent = { type: "reconcile", detector: r.detector, reason: r.reason, observed: r.observed };
-    return this.apply(runId, event, actor, (run, _t, now) =>
-      this.reconciledPatch(run, { ...run.diagnostics, detectedBy: r.detector, evidence: r.evidence }, now, {
-        reason: r.reason,
-        observed: r.observed,
-        evidence: r.evidence,
+    const observed = { status: r.observed.status, attempt: r.observed.attempt };
+    const event: LifecycleEvent = { type: "reconcile", detector: r.detector, reason: r.reason, observed };
+    return this.apply(
+      runId,
+      event,
+      actor,
+      (run, _t, now) => ({
+        ...this.reconciledPatch(run, { ...run.diagnostics, detectedBy: r.detector, evidence: r.evidence }, now, {
+          reason: r.reason,
+          observed: r.observed,
+          evidence: r.evidence,
+        }),
+        ...(r.progress ? { progress: r.progress } : {}),
       }),
+      undefined,
+      r.observed.deadlineAt,
     );
+  }
+
+  /**
+   * The tracker re-sent a dispatch nobody claimed (contract section 2: queued →
+   * queued, deadline unchanged). Only the audit event is written, and only while
+   * the run is still queued at `attempt`; a second call for the same send writes
+   * a second event, which is what happened (the message went out twice).
+   */
+  async redispatched(runId: string, r: { attempt: number; dispatch: number; sends: number; at: number }): Promise<boolean> {
+    const res = await this.db
+      .prepare(
+        `INSERT INTO audit_events (${AUDIT_COLUMNS})
+         SELECT ?, workspace_id, 'system:tracker', 'run.redispatched', 'run', id, ?, ?
+           FROM operation_runs WHERE id = ? AND status = 'queued' AND attempt = ?`,
+      )
+      .bind(newEventId(r.at), JSON.stringify({ dispatch: r.dispatch, sends: r.sends, attempt: r.attempt }), r.at, runId, r.attempt)
+      .run();
+    return res.meta.changes === 1;
+  }
+
+  /**
+   * Record errors raised outside the handler (a result write that failed, a
+   * tracker call that did not answer) on the run itself, so the operator sees
+   * them in diagnostics rather than only in a log line (contract section 3).
+   * Only a live run is changed: terminal is forever.
+   */
+  async noteInfrastructureErrors(runId: string, errors: InfrastructureError[]): Promise<void> {
+    if (errors.length === 0) return;
+    await this.db
+      .prepare(
+        `UPDATE operation_runs
+            SET diagnostics = json_set(diagnostics, '$.infrastructureErrors', json(?))
+          WHERE id = ? AND status <> 'completed'`,
+      )
+      .bind(JSON.stringify(errors.slice(-MAX_INFRASTRUCTURE_ERRORS)), runId)
+      .run();
   }
 
   /** The queue dead-lettered the run's message. */
@@ -377,13 +447,23 @@ export class RunService {
     actor: Actor,
     patchFor: (run: RunRecord, t: Transition, now: number) => Patch,
     lateReport?: Record<string, unknown>,
+    expectDeadlineAt?: number | null,
+    sameAsApplied?: (run: RunRecord) => boolean,
   ): Promise<RunAnswer> {
     for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
       const run = await this.getById(runId);
       if (!run) return { ok: false, refusal: "not_found", run: null };
+      // A detector fenced on the deadline it read: a deadline that moved since
+      // (a fresher heartbeat, a new dispatch) means its observation is stale.
+      if (expectDeadlineAt !== undefined && run.status !== "completed" && run.deadlineAt !== expectDeadlineAt) {
+        return { ok: false, refusal: "fenced", run };
+      }
       const now = this.clock();
       const d = decide(stateOf(run), event);
       if (!d.ok) {
+        // The same report of the same attempt again (a retry of a write whose answer
+        // was lost): already applied, so a no-op and not a late result (contract section 1).
+        if (sameAsApplied?.(run)) return { ok: false, refusal: "duplicate", run };
         if (d.action === "run.late_result_discarded") {
           // Recorded, never applied: terminal is forever and a fenced attempt changes nothing.
           await insertAuditEvent(this.db, {
@@ -414,7 +494,7 @@ export class RunService {
                 SET status = ?, outcome = ?, attempt = ?, reason_code = ?, reconciled_by = ?,
                     failure_message = ?, diagnostics = ?, progress = ?, deadline_at = ?,
                     started_at = ?, completed_at = ?, last_heartbeat_at = ?, updated_at = ?
-              WHERE id = ? AND status = ? AND attempt = ?
+              WHERE id = ? AND status = ? AND attempt = ? AND (? = 0 OR deadline_at IS ?)
           RETURNING ${RUN_COLUMNS}`,
           )
           .bind(
@@ -434,6 +514,8 @@ export class RunService {
             run.id,
             run.status,
             run.attempt,
+            expectDeadlineAt === undefined ? 0 : 1,
+            expectDeadlineAt ?? null,
           ),
         insertAuditEventIfWon(this.db, {
           workspaceId: run.workspaceId,
@@ -450,6 +532,33 @@ export class RunService {
       // Lost the compare-and-set to another writer: decide again on what it wrote.
     }
     throw new ContentionError(`run ${runId}: no decision after ${MAX_CAS_ROUNDS} rounds`);
+  }
+}
+
+/** At most this many infrastructure errors are kept on a run (the latest). */
+const MAX_INFRASTRUCTURE_ERRORS = 5;
+
+/** An error raised outside the handler, as recorded on the run. */
+export interface InfrastructureError {
+  at: number;
+  /** Where it happened: "result_write", "claim", "alarm", … */
+  where: string;
+  message: string;
+}
+
+/** The operator-safe sentence of a terminal attempt failure; the raw error stays in diagnostics. */
+function attemptFailureSentence(attempt: number, maxAttempts: number, reason: ExecutionReasonCode, retryable: boolean): string {
+  const which = `Attempt ${attempt} of ${maxAttempts}`;
+  const why = retryable && attempt >= maxAttempts ? ", the last one allowed," : "";
+  switch (reason) {
+    case "attempt.timeout":
+      return `${which}${why} exceeded its timeout and was aborted.`;
+    case "handler.error":
+      return retryable
+        ? `${which}${why} failed with an error; the error is in diagnostics.`
+        : `${which} failed with an error that is not retryable; the error is in diagnostics.`;
+    default:
+      return `${which} failed: ${explainReason(reason).whatHappened}`;
   }
 }
 

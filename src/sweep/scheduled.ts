@@ -36,6 +36,8 @@ export async function handleScheduled(
     examined: sweep.examined,
     reconciled: sweep.reconciled,
     refreshed: sweep.refreshed,
+    vouched: sweep.vouched,
+    adopted: sweep.adopted,
     lostRace: sweep.lostRace,
     trackerUnavailable: sweep.trackerUnavailable,
     failed: sweep.failed,

@@ -1,27 +1,32 @@
 /**
- * The reconciliation sweep (contract section 4.2): the backstop for runs
+ * The reconciliation sweep (contract v2 section 4.2): the backstop for runs
  * their tracker could not resolve — its alarm kept failing, the object was
- * never created, a write was lost.
+ * never handed the run, a write was lost.
  *
  * It reads overdue live runs through the partial deadline index (rows read
- * grow with overdue runs, never with history), oldest first, in bounded
- * batches within a time budget. For each, it asks the run's tracker first:
- * a tracker with a fresher heartbeat refreshes D1 and the run is left alone;
- * otherwise (tracker also overdue, empty, or unreachable) the sweep resolves
- * the run through the run service's compare-and-set.
+ * grow with overdue runs, never with history), oldest first, by keyset, in
+ * bounded batches within a time budget. For each, it asks the run's tracker
+ * first: a tracker that vouches for the run (a live attempt by its own clock, a
+ * dispatch in flight, a report being applied) is believed — its fresher
+ * heartbeat is written to D1 where it has one — and the run is left alone. A
+ * queued run no tracker holds is handed to one (adopted), not failed. Otherwise
+ * the sweep resolves the run through the run service's compare-and-set, fenced
+ * on the `deadline_at` it read: a deadline that moved meanwhile means a fresher
+ * truth exists, and the sweep's write loses.
  *
  * Idempotent: a second sweep, or one racing the tracker's alarm or the
  * dead-letter bridge, loses the compare-and-set and writes nothing.
  */
 import { DEFAULT_SETTINGS, type LifecycleSettings } from "../lifecycle";
 import { policyFor } from "../operations";
-import { meteredDb, overdueRuns, RunService, type D1Cost, type RunRecord } from "../runs";
-import { trackerFor, type TrackerStatus } from "../tracker";
+import { meteredDb, overdueRuns, RunService, type D1Cost, type OverdueCursor, type RunRecord } from "../runs";
+import { trackerFor, type TrackerStatus, type TrackAnswer, type TrackRequest } from "../tracker";
 import { log } from "../log";
 
 export interface SweepTracker {
   status(): Promise<TrackerStatus>;
   refresh(): Promise<{ refreshed: boolean }>;
+  track(req: TrackRequest): Promise<TrackAnswer>;
 }
 
 export interface SweepOptions {
@@ -40,12 +45,16 @@ export interface SweepReport {
   examined: number;
   reconciled: Record<string, number>;
   refreshed: number;
+  /** The tracker vouched for the run: believed and left alone (its refresh written where it had one). */
+  vouched: number;
+  /** Queued runs no tracker held, handed to one (dispatched) rather than failed. */
+  adopted: number;
   /** Another path won (tracker alarm, dead-letter bridge, consumer): nothing written. */
   lostRace: number;
   trackerUnavailable: number;
   failed: number;
   batches: number;
-  stoppedBy: "drained" | "budget" | "no_progress";
+  stoppedBy: "drained" | "budget";
   d1: D1Cost;
   durationMs: number;
 }
@@ -75,11 +84,9 @@ async function askTracker(t: SweepTracker, timeoutMs: number): Promise<TrackerVi
   }
 }
 
-/** The tracker vouches for the run: it is live in the same attempt and not overdue by its own clock. */
-function trackerVouches(view: TrackerView, run: RunRecord): boolean {
-  if (view.kind !== "answer" || !view.status.known) return false;
-  const { state, action } = view.status;
-  return action.kind === "wait" && state.status === run.status && state.attempt === run.attempt && state.status !== "completed";
+/** The tracker vouches for the run: live by its own clock (contract section 4: a vouching tracker is believed). */
+function trackerVouches(view: TrackerView): boolean {
+  return view.kind === "answer" && view.status.known && view.status.vouches;
 }
 
 export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Promise<SweepReport> {
@@ -93,6 +100,8 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
     examined: 0,
     reconciled: {},
     refreshed: 0,
+    vouched: 0,
+    adopted: 0,
     lostRace: 0,
     trackerUnavailable: 0,
     failed: 0,
@@ -101,28 +110,39 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
     d1: metered.cost,
     durationMs: 0,
   };
-  const seen = new Set<string>();
-
   const handle = async (run: RunRecord): Promise<void> => {
     const now = clock();
     const tracker = trackerOf(run.id);
     const trackerTimeoutMs = opts.trackerTimeoutMs ?? 2_000;
     const view = await askTracker(tracker, trackerTimeoutMs);
     if (view.kind === "unavailable") report.trackerUnavailable++;
-    if (trackerVouches(view, run)) {
-      // A tracker that vouched but cannot refresh fails this run (left for the
-      // next sweep) rather than letting the sweep kill an attempt it says is alive.
-      const { refreshed } = await withTimeout(tracker.refresh(), trackerTimeoutMs);
-      if (refreshed) {
-        report.refreshed++;
-        return;
+    if (trackerVouches(view)) {
+      report.vouched++;
+      // Believed whether or not the refresh lands: a refresh that fails or times out
+      // leaves the run for the next sweep, never for a verdict against a live attempt.
+      try {
+        const { refreshed } = await withTimeout(tracker.refresh(), trackerTimeoutMs);
+        if (refreshed) report.refreshed++;
+      } catch (error) {
+        log.warn("sweep.refresh_failed", { runId: run.id, error });
       }
+      return;
+    }
+    if (view.kind === "answer" && !view.status.known && run.status === "queued") {
+      // No tracker holds it (its hand-over at acceptance failed): adopt it, so it is
+      // dispatched rather than failed for a dispatch that never happened.
+      await withTimeout(
+        tracker.track({ runId: run.id, workspaceId: run.workspaceId, type: run.type, maxAttempts: run.maxAttempts, attempt: run.attempt, dueAt: now }),
+        trackerTimeoutMs,
+      );
+      report.adopted++;
+      return;
     }
     const reason = run.status === "queued" ? "lifecycle.stale_queued" : "lifecycle.stale_running";
     const answer = await service.reconcile(run.id, {
       detector: "sweep",
       reason,
-      observed: { status: run.status === "queued" ? "queued" : "running", attempt: run.attempt },
+      observed: { status: run.status === "queued" ? "queued" : "running", attempt: run.attempt, deadlineAt: run.deadlineAt },
       evidence: {
         detectedAt: now,
         deadlineAt: run.deadlineAt,
@@ -134,7 +154,7 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
           view.kind === "unavailable"
             ? `unavailable: ${view.error}`
             : view.status.known
-              ? `overdue (${view.status.action.kind})`
+              ? `overdue by its own clock (${view.status.action.kind})`
               : "no state",
       },
     });
@@ -143,29 +163,28 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
   };
 
   const concurrency = Math.max(1, opts.concurrency ?? 8);
+  let cursor: OverdueCursor | undefined;
   while (true) {
     if (clock() - started >= opts.budgetMs) {
       report.stoppedBy = "budget";
       break;
     }
     const now = clock();
-    const { runs } = await overdueRuns(metered.db, now - settings.sweepGraceMs, opts.batchSize);
+    const { runs } = await overdueRuns(metered.db, now - settings.sweepGraceMs, opts.batchSize, cursor);
     report.batches++;
-    const fresh = runs.filter((r) => !seen.has(r.id));
-    if (fresh.length === 0) {
-      report.stoppedBy = runs.length === 0 ? "drained" : "no_progress";
+    if (runs.length === 0) {
+      report.stoppedBy = "drained";
       break;
     }
     let outOfBudget = false;
-    for (let i = 0; i < fresh.length; i += concurrency) {
+    for (let i = 0; i < runs.length; i += concurrency) {
       if (clock() - started >= opts.budgetMs) {
         outOfBudget = true;
         break;
       }
-      const slice = fresh.slice(i, i + concurrency);
+      const slice = runs.slice(i, i + concurrency);
       const results = await Promise.allSettled(
         slice.map((run) => {
-          seen.add(run.id);
           report.examined++;
           return handle(run);
         }),
@@ -183,6 +202,8 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
       report.stoppedBy = "budget";
       break;
     }
+    const last = runs[runs.length - 1]!;
+    cursor = { deadlineAt: last.deadlineAt ?? 0, id: last.id };
     if (runs.length < opts.batchSize) {
       report.stoppedBy = "drained";
       break;

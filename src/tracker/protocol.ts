@@ -1,8 +1,32 @@
 /** What the tracker answers over RPC (plain, structured-cloneable objects). */
-import type { Progress, Refusal, RunStatus } from "../lifecycle";
+import type { ExecutionReasonCode, FinalOutcome, Progress, Refusal, RunStatus } from "../lifecycle";
 import type { AlarmAction, TrackerState } from "./state";
 
-export type TrackerRefusal = Refusal | "not_found";
+/**
+ * Why the tracker starts nothing or accepts nothing: the core's refusals, plus
+ * `not_found` (the tracker holds no state for the run) and `stale_dispatch`
+ * (a message of a dispatch older than the current one).
+ */
+export type TrackerRefusal = Refusal | "not_found" | "stale_dispatch";
+
+/** What the tracker needs to take a newly accepted (or orphaned) queued run. */
+export interface TrackRequest {
+  runId: string;
+  workspaceId: string;
+  type: string;
+  maxAttempts: number;
+  /** The run's attempt as D1 has it (0 for a new run). */
+  attempt: number;
+  /** When the run became due (epoch ms): its creation for a new run. */
+  dueAt: number;
+}
+
+/** `sent` is false when the first message is still in the tracker's outbox (its alarm retries it). */
+export interface TrackAnswer {
+  tracked: boolean;
+  dispatch: number;
+  sent: boolean;
+}
 
 /** What the consumer needs to run an attempt. */
 export interface RunTicket {
@@ -11,14 +35,39 @@ export interface RunTicket {
   type: string;
   /** The stored input as JSON text (a recursive JSON type is too deep for RPC typing). */
   inputJson: string;
+  /** The attempt this claim started (allocated by the tracker): the fencing token for every later call. */
   attempt: number;
   maxAttempts: number;
+  dispatch: number;
   progress: Progress;
 }
 
-export type ClaimAnswer = { ok: true; takeover: boolean; run: RunTicket } | { ok: false; refusal: TrackerRefusal };
+export type ClaimAnswer = { ok: true; run: RunTicket } | { ok: false; refusal: TrackerRefusal };
+
 export type HeartbeatReply = { ok: true } | { ok: false; refusal: TrackerRefusal };
+
+/** An attempt's end, as the consumer reports it. */
+export type AttemptReport =
+  | { kind: "result"; attempt: number; outcome: FinalOutcome; message?: string; progress?: Progress }
+  | { kind: "failure"; attempt: number; reason: ExecutionReasonCode; retryable: boolean; message: string; progress?: Progress };
+
+/**
+ * `ok`: the tracker holds the report (stored before answering) and the message
+ * can be acked; `applied` says whether D1 has it already (else the alarm applies
+ * it). A refusal means the report was late (fenced or terminal): recorded as
+ * `run.late_result_discarded`, nothing changed.
+ */
 export type ReportAnswer =
-  | { ok: true; status: RunStatus | null }
+  | { ok: true; applied: boolean; status: RunStatus }
   | { ok: false; refusal: TrackerRefusal; status: RunStatus | null };
-export type TrackerStatus = { known: false } | { known: true; state: TrackerState; action: AlarmAction };
+
+export type TrackerStatus = { known: false } | { known: true; state: TrackerState; action: AlarmAction; vouches: boolean };
+
+/** The dead-letter bridge's question: the queue gave up on dispatch `dispatch` (null for a v1 message). */
+export interface DeadLetterRequest {
+  dispatch: number | null;
+  evidence: Record<string, unknown>;
+}
+
+/** `bridged`: the run was resolved as `queue.max_attempts_exceeded`; otherwise why it was ignored. */
+export type DeadLetterAnswer = { bridged: true } | { bridged: false; why: "not_current" | "claimed" | "terminal" | "not_found" };

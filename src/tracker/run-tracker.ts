@@ -1,33 +1,91 @@
 /**
- * The per-run tracker (contract section 4.1): one SQLite-backed Durable
- * Object per run holds the live truth of its attempt — the lease (attempt
- * number), the last heartbeat, the deadline — and keeps one alarm at the
- * earliest deadline. Requests to one object are serialised by the runtime,
- * which makes it the natural place to fence attempts; every transition still
- * goes through the run service's compare-and-set in D1, so the tracker, the
- * sweep and the dead-letter bridge can never both win.
+ * The per-run tracker (contract v2 section 4): one SQLite-backed Durable Object
+ * per run is the run's scheduler, lease holder and outbox.
+ *
+ * - It sends every dispatch (acceptance, a retry when due, at once after a lost
+ *   attempt); a send that fails stays in its storage and the alarm retries it.
+ * - It allocates attempt numbers at claim, for its current dispatch only, once.
+ * - It stores an attempt's report before answering, then applies it to D1; the
+ *   alarm applies what D1 refused to take.
+ * - It keeps one alarm at its earliest deadline, and re-arms it with backoff
+ *   when the alarm's own work fails.
+ *
+ * Every D1 transition still goes through the run service's compare-and-set, so
+ * the tracker, the sweep and the dead-letter bridge can never both win; the
+ * tracker follows what D1 says after each write.
+ *
+ * Concurrency: the runtime lets another request in while a method awaits D1 or
+ * the queue (input gates only hold across storage calls), so every method runs
+ * inside `serial()`: one at a time, in arrival order. State therefore never
+ * moves backwards across an await (a heartbeat's flush cannot overwrite a result
+ * that landed meanwhile).
  */
 import { DurableObject } from "cloudflare:workers";
-import { DEFAULT_SETTINGS, type ExecutionReasonCode, type FinalOutcome, type Progress } from "../lifecycle";
+import { DEFAULT_SETTINGS, errorMessage, type LifecyclePolicy, type Progress } from "../lifecycle";
 import { policyFor } from "../operations";
-import type { RunAnswer, RunRecord, RunService } from "../runs";
+import type { InfrastructureError, RunAnswer, RunRecord, RunService } from "../runs";
 import { log } from "../log";
 import { runServiceFor } from "../run-service";
-import { alarmAction, nextAlarmAt, type TrackerState } from "./state";
-import type { ClaimAnswer, HeartbeatReply, ReportAnswer, TrackerStatus } from "./protocol";
+import { operationMessageFor } from "../queue/messages";
+import { producerFor } from "../queue/routing";
+import {
+  alarmAction,
+  backoffMs,
+  nextAlarmAt,
+  nextDispatch,
+  upgradeState,
+  vouches,
+  withError,
+  type PendingReport,
+  type TrackerState,
+} from "./state";
+import type {
+  AttemptReport,
+  ClaimAnswer,
+  DeadLetterAnswer,
+  DeadLetterRequest,
+  HeartbeatReply,
+  ReportAnswer,
+  TrackAnswer,
+  TrackerStatus,
+  TrackRequest,
+} from "./protocol";
 
 const STATE_KEY = "state";
 
 export class RunTracker extends DurableObject<Env> {
   private state: TrackerState | null | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
 
   private service(): RunService {
     return runServiceFor(this.env.DB);
   }
 
+  /** Run `fn` after every call that arrived before it has finished (see the file's comment). */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
   private async load(): Promise<TrackerState | null> {
-    if (this.state === undefined) this.state = (await this.ctx.storage.get<TrackerState>(STATE_KEY)) ?? null;
-    return this.state;
+    if (this.state !== undefined) return this.state;
+    const stored = await this.ctx.storage.get<unknown>(STATE_KEY);
+    if (stored === undefined) return (this.state = null);
+    let state = upgradeState(stored, null);
+    if (!state) {
+      // A v1 state (before the dispatch model): complete it from the run's record.
+      const runId = (stored as { runId?: unknown }).runId;
+      const run = typeof runId === "string" ? await this.service().getById(runId) : null;
+      state = upgradeState(stored, run);
+      if (!state) {
+        log.warn("tracker.state_unreadable", { runId: typeof runId === "string" ? runId : null });
+        await this.ctx.storage.deleteAll();
+        return (this.state = null);
+      }
+      await this.ctx.storage.put(STATE_KEY, state);
+    }
+    return (this.state = state);
   }
 
   /** Persist and re-arm the single alarm at the state's next deadline. */
@@ -37,236 +95,442 @@ export class RunTracker extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(nextAlarmAt(s, policyFor(s.type), Date.now()));
   }
 
-  /** Mirror what D1 says after a transition or a refusal (D1 is the record; the tracker follows it). */
-  private async follow(run: RunRecord): Promise<void> {
-    const prev = await this.load();
-    const sameAttempt = prev?.attempt === run.attempt && prev.status === run.status;
-    await this.save({
-      runId: run.id,
-      type: run.type,
-      status: run.status,
-      attempt: run.attempt,
-      lastHeartbeatAt: sameAttempt ? prev.lastHeartbeatAt : run.lastHeartbeatAt,
-      lastFlushedAt: run.lastHeartbeatAt,
-      progress: run.progress,
-      queuedSince: run.status === "queued" ? queuedSinceOf(run) : (prev?.queuedSince ?? run.createdAt),
-      completedAt: run.completedAt,
-    });
-  }
-
-  /** Start tracking a newly accepted run: its queued deadline is armed now. Idempotent. */
-  async track(run: { runId: string; type: string; createdAt: number }): Promise<void> {
-    if (await this.load()) return;
-    await this.save({
-      runId: run.runId,
-      type: run.type,
-      status: "queued",
-      attempt: 0,
-      lastHeartbeatAt: null,
-      lastFlushedAt: null,
-      progress: null,
-      queuedSince: run.createdAt,
-      completedAt: null,
-    });
+  private noteError(s: TrackerState, where: string, error: unknown): TrackerState {
+    const message = errorMessage(error);
+    log.error("tracker.error", { runId: s.runId, attempt: s.attempt, where, error: message });
+    return { ...s, errors: withError(s.errors, { at: Date.now(), where, message }) };
   }
 
   /**
-   * Claim attempt n for the consumer. A higher attempt takes over and fences
-   * the older one; the same attempt while it holds the lease is a duplicate
-   * delivery and must not run the handler.
+   * Mirror what D1 says after a transition or a refusal (D1 is the record; the
+   * tracker follows it, never backwards). A run D1 put back in the queue after
+   * the tracker's attempt ended gets a new dispatch, due when D1 says.
    */
-  async claim(req: { runId: string; attempt: number }): Promise<ClaimAnswer> {
-    const s = await this.load();
-    if (s?.status === "completed") return { ok: false, refusal: "terminal" };
-    if (s && req.attempt < s.attempt) return { ok: false, refusal: "fenced" };
-    if (s && req.attempt === s.attempt && s.status === "running") return { ok: false, refusal: "duplicate" };
-    const answer = await this.service().claim(req.runId, req.attempt);
-    if (answer.run) await this.follow(answer.run);
-    if (!answer.ok) return { ok: false, refusal: answer.refusal };
-    const run = answer.run;
-    return {
-      ok: true,
-      takeover: answer.transition.takeover,
-      run: {
-        runId: run.id,
-        workspaceId: run.workspaceId,
-        type: run.type,
-        inputJson: JSON.stringify(run.input),
+  private followed(s: TrackerState, run: RunRecord): TrackerState {
+    if (run.status === "completed") {
+      return { ...s, status: "completed", attempt: Math.max(s.attempt, run.attempt), pending: null, completedAt: run.completedAt ?? Date.now(), progress: run.progress };
+    }
+    if (run.attempt < s.attempt) return s;
+    if (run.status === "running") {
+      if (s.status === "running" && run.attempt === s.attempt) return s;
+      // D1 started this attempt although the tracker had not recorded it (a claim
+      // whose answer was lost): adopt it; its heartbeat deadline decides from here.
+      return {
+        ...s,
+        status: "running",
         attempt: run.attempt,
-        maxAttempts: run.maxAttempts,
-        progress: run.progress,
-      },
-    };
+        dispatch: { ...s.dispatch, claimed: true },
+        lastHeartbeatAt: Math.max(s.lastHeartbeatAt ?? 0, run.lastHeartbeatAt ?? run.startedAt ?? Date.now()),
+        lastFlushedAt: run.lastHeartbeatAt,
+      };
+    }
+    // queued
+    if (s.status === "queued" && run.attempt === s.attempt) return s;
+    const policy = policyFor(run.type);
+    const dueAt = run.deadlineAt !== null ? run.deadlineAt - policy.staleQueuedAfterMs : Date.now();
+    return { ...s, status: "queued", attempt: run.attempt, dispatch: nextDispatch(s, dueAt), pending: null, progress: run.progress };
   }
 
   /**
-   * A heartbeat (with progress) from attempt n. Cheap by design: it lands in
-   * this object's storage every time, and in D1 at most once per flush
-   * interval. A fenced or terminal answer tells the attempt to abort.
+   * Send the current dispatch if it is unclaimed and has not reached the queue
+   * (or is due for a re-send): with `delaySeconds` until its due time. A failed
+   * send leaves it in the outbox with a backoff; the alarm tries again.
    */
-  async heartbeat(req: { attempt: number; progress?: Progress }): Promise<HeartbeatReply> {
-    const s = await this.load();
-    if (!s) return { ok: false, refusal: "not_found" };
-    if (s.status === "completed") return { ok: false, refusal: "terminal" };
-    if (s.status !== "running" || s.attempt !== req.attempt) return { ok: false, refusal: "fenced" };
+  private async send(s: TrackerState, resend: boolean): Promise<TrackerState> {
+    if (s.status !== "queued" || s.dispatch.claimed) return s;
     const now = Date.now();
-    const next: TrackerState = { ...s, lastHeartbeatAt: now, progress: req.progress ?? s.progress };
-    const due = s.lastFlushedAt === null || now - s.lastFlushedAt >= DEFAULT_SETTINGS.heartbeatFlushIntervalMs;
-    if (due) {
+    const policy = policyFor(s.type);
+    try {
+      const delaySeconds = Math.min(43_200, Math.max(0, Math.ceil((s.dispatch.dueAt - now) / 1000)));
+      await producerFor(this.env, policy.queue).send(operationMessageFor({ id: s.runId, workspaceId: s.workspaceId, type: s.type }, s.dispatch.n), {
+        contentType: "json",
+        ...(delaySeconds > 0 ? { delaySeconds } : {}),
+      });
+    } catch (error) {
+      const failed = this.noteError(s, resend ? "redispatch" : "dispatch", error);
+      return { ...failed, failures: s.failures + 1, retryAt: now + backoffMs(s.failures + 1) };
+    }
+    const sent: TrackerState = { ...s, dispatch: { ...s.dispatch, sends: s.dispatch.sends + 1, sentAt: now }, failures: 0, retryAt: null };
+    if (resend) {
+      // The re-send is part of the run's story (contract section 2: run.redispatched).
       try {
-        const flushed = await this.service().heartbeat({
-          runId: s.runId,
-          type: s.type,
-          attempt: req.attempt,
-          ...(next.progress ? { progress: next.progress } : {}),
-        });
-        if (!flushed.ok) {
-          if (flushed.run) await this.follow(flushed.run);
-          return { ok: false, refusal: flushed.refusal };
-        }
-        if (flushed.flushed) next.lastFlushedAt = now;
+        await this.service().redispatched(s.runId, { attempt: s.attempt, dispatch: s.dispatch.n, sends: sent.dispatch.sends, at: now });
       } catch (error) {
-        // D1 unavailable: the attempt is alive (this object knows it), so the
-        // heartbeat still counts here; the flush is retried on the next one.
-        log.error("tracker.heartbeat_flush_failed", { runId: s.runId, attempt: req.attempt, error });
+        return this.noteError(sent, "redispatch_audit", error);
       }
     }
-    this.state = next;
-    await this.ctx.storage.put(STATE_KEY, next);
-    return { ok: true };
+    return sent;
   }
 
-  /** Attempt n returned a result. A fenced or late one is recorded by the service and changes nothing. */
-  async complete(req: {
-    runId: string;
-    attempt: number;
-    outcome: FinalOutcome;
-    message?: string;
-    progress?: Progress;
-  }): Promise<ReportAnswer> {
-    return this.report(
-      await this.service().complete(req.runId, req.attempt, {
-        outcome: req.outcome,
-        ...(req.message !== undefined ? { message: req.message } : {}),
-        ...(req.progress !== undefined ? { progress: req.progress } : {}),
-      }),
-    );
+  /** Record the errors the tracker saw outside the handler on the run itself (best effort; kept until it works). */
+  private async flushErrors(s: TrackerState): Promise<TrackerState> {
+    if (s.errors.length === 0 || s.status === "completed") return s;
+    try {
+      const errors: InfrastructureError[] = s.errors;
+      await this.service().noteInfrastructureErrors(s.runId, errors);
+      return { ...s, errors: [] };
+    } catch (error) {
+      log.error("tracker.errors_not_recorded", { runId: s.runId, error });
+      return s;
+    }
   }
 
-  /** Attempt n threw or timed out. */
-  async fail(req: { runId: string; attempt: number; reason: ExecutionReasonCode; retryable: boolean; message: string }): Promise<ReportAnswer> {
-    return this.report(
-      await this.service().failAttempt(req.runId, req.attempt, {
-        reason: req.reason,
-        retryable: req.retryable,
-        error: req.message,
-      }),
-    );
+  /**
+   * Take a queued run: store dispatch 1 and send it (acceptance), or adopt an
+   * orphan the sweep found with no tracker. Idempotent: a tracker that already
+   * holds the run only re-tries a dispatch still in its outbox.
+   */
+  async track(req: TrackRequest): Promise<TrackAnswer> {
+    return this.serial(async () => {
+      let s = await this.load();
+      if (!s) {
+        s = {
+          v: 2,
+          runId: req.runId,
+          workspaceId: req.workspaceId,
+          type: req.type,
+          status: "queued",
+          attempt: req.attempt,
+          maxAttempts: req.maxAttempts,
+          dispatch: { n: 1, dueAt: req.dueAt, claimed: false, sends: 0, sentAt: null },
+          lastHeartbeatAt: null,
+          lastFlushedAt: null,
+          progress: null,
+          pending: null,
+          applied: null,
+          errors: [],
+          failures: 0,
+          retryAt: null,
+          completedAt: null,
+        };
+        // Stored before the send: if the send fails or this object is reset, the alarm still has it.
+        await this.save(s);
+      }
+      if (s.status === "queued" && !s.dispatch.claimed && s.dispatch.sends === 0) {
+        s = await this.send(s, false);
+        await this.save(s);
+      }
+      return { tracked: true, dispatch: s.dispatch.n, sent: s.dispatch.sends > 0 };
+    });
   }
 
-  private async report(answer: RunAnswer): Promise<ReportAnswer> {
-    if (answer.run) await this.follow(answer.run);
-    const status = answer.run?.status ?? null;
-    return answer.ok ? { ok: true, status } : { ok: false, refusal: answer.refusal, status };
+  /**
+   * Start an attempt for `dispatch` (null: a v1 message, which claims the
+   * current dispatch). Only the current, unclaimed dispatch of a queued run
+   * starts one, once; the attempt number is allocated here.
+   */
+  async claim(req: { runId: string; dispatch: number | null }): Promise<ClaimAnswer> {
+    return this.serial(async () => {
+      let s = await this.load();
+      if (!s) return { ok: false, refusal: "not_found" };
+      if (s.status === "completed") return { ok: false, refusal: "terminal" };
+      const dispatch = req.dispatch ?? s.dispatch.n;
+      if (dispatch !== s.dispatch.n) return { ok: false, refusal: "stale_dispatch" };
+      if (s.dispatch.claimed || s.status !== "queued") return { ok: false, refusal: "duplicate" };
+      if (s.attempt >= s.maxAttempts) return { ok: false, refusal: "exhausted" };
+      const attempt = s.attempt + 1;
+      let answer: RunAnswer;
+      try {
+        answer = await this.service().claim(s.runId, attempt, dispatch);
+      } catch (error) {
+        // Nothing decided here; the consumer retries the message. If D1 did commit
+        // and only the answer was lost, the next claim (or the alarm) adopts it.
+        await this.save(this.noteError(s, "claim", error));
+        throw error;
+      }
+      const run = answer.run;
+      const ours = answer.ok || (run !== null && run.status === "running" && run.attempt === attempt && answer.refusal === "duplicate");
+      if (!ours || !run) {
+        if (run) await this.save(this.followed(s, run));
+        return { ok: false, refusal: answer.ok ? "duplicate" : answer.refusal };
+      }
+      const now = Date.now();
+      s = {
+        ...s,
+        status: "running",
+        attempt,
+        dispatch: { ...s.dispatch, claimed: true },
+        lastHeartbeatAt: now,
+        lastFlushedAt: run.lastHeartbeatAt,
+        progress: run.progress,
+      };
+      s = await this.flushErrors(s);
+      await this.save(s);
+      return {
+        ok: true,
+        run: {
+          runId: run.id,
+          workspaceId: run.workspaceId,
+          type: run.type,
+          inputJson: JSON.stringify(run.input),
+          attempt,
+          maxAttempts: run.maxAttempts,
+          dispatch,
+          progress: run.progress,
+        },
+      };
+    });
+  }
+
+  /**
+   * A heartbeat (with progress) from attempt n. It lands in this object's
+   * storage every time and in D1 at most once per flush interval. A fenced or
+   * terminal answer tells the attempt to abort.
+   */
+  async heartbeat(req: { attempt: number; progress?: Progress }): Promise<HeartbeatReply> {
+    return this.serial(async () => {
+      const s = await this.load();
+      if (!s) return { ok: false, refusal: "not_found" };
+      if (s.status === "completed") return { ok: false, refusal: "terminal" };
+      if (s.status !== "running" || s.attempt !== req.attempt) return { ok: false, refusal: "fenced" };
+      const now = Date.now();
+      let next: TrackerState = { ...s, lastHeartbeatAt: now, progress: req.progress ?? s.progress };
+      const due = s.lastFlushedAt === null || now - s.lastFlushedAt >= DEFAULT_SETTINGS.heartbeatFlushIntervalMs;
+      if (due && !s.pending) {
+        try {
+          const flushed = await this.service().heartbeat({
+            runId: s.runId,
+            type: s.type,
+            attempt: req.attempt,
+            ...(next.progress ? { progress: next.progress } : {}),
+          });
+          if (!flushed.ok) {
+            // D1 moved on without this tracker (the sweep or the dead-letter bridge decided).
+            if (flushed.run) await this.save(this.followed(next, flushed.run));
+            return { ok: false, refusal: flushed.refusal };
+          }
+          if (flushed.flushed) next.lastFlushedAt = now;
+        } catch (error) {
+          // D1 unavailable: the attempt is alive (this object knows it), so the
+          // heartbeat still counts here; the flush is retried on the next one.
+          next = this.noteError(next, "heartbeat_flush", error);
+        }
+      }
+      // Storage only: the alarm stays armed at the earlier deadline and, when it
+      // fires, re-arms at the heartbeat's new one.
+      this.state = next;
+      await this.ctx.storage.put(STATE_KEY, next);
+      return { ok: true };
+    });
+  }
+
+  /**
+   * Attempt n ended (a result, or an error or timeout). The report is stored
+   * before the answer, then applied to D1; if D1 fails, the answer is still
+   * `ok` (the tracker holds it) and the alarm applies it. A late report (fenced
+   * or terminal) is recorded by the service as `run.late_result_discarded`.
+   */
+  async report(req: AttemptReport): Promise<ReportAnswer> {
+    return this.serial(async () => {
+      let s = await this.load();
+      if (!s) return { ok: false, refusal: "not_found", status: null };
+      const same = (p: { attempt: number; kind: string } | null) => p !== null && p.attempt === req.attempt && p.kind === req.kind;
+      // The same call again (its answer was lost): already held or applied, a no-op.
+      if (same(s.pending)) return { ok: true, applied: false, status: s.status };
+      if (same(s.applied)) return { ok: true, applied: true, status: s.status };
+      if (s.status !== "running" || s.attempt !== req.attempt) {
+        const late = await this.applyReport(s, { ...req, storedAt: Date.now() });
+        if (late.ok) {
+          // D1 accepted a report this tracker had fenced: impossible while the tracker
+          // allocates attempts, but if it happens, follow D1 rather than contradict it.
+          await this.save(this.followed(s, late.run));
+          return { ok: true, applied: true, status: late.run.status };
+        }
+        if (late.run) await this.save(this.followed(s, late.run));
+        return { ok: false, refusal: late.refusal, status: late.run?.status ?? s.status };
+      }
+      const pending: PendingReport = { ...req, storedAt: Date.now() };
+      s = { ...s, pending, ...(req.progress ? { progress: req.progress } : {}) };
+      await this.save(s);
+      s = await this.applyPending(s);
+      await this.save(s);
+      return { ok: true, applied: s.pending === null, status: s.status };
+    });
+  }
+
+  private applyReport(s: TrackerState, p: PendingReport): Promise<RunAnswer> {
+    const service = this.service();
+    if (p.kind === "result") {
+      return service.complete(s.runId, p.attempt, {
+        outcome: p.outcome,
+        ...(p.message !== undefined ? { message: p.message } : {}),
+        ...(p.progress !== undefined ? { progress: p.progress } : {}),
+      });
+    }
+    return service.failAttempt(s.runId, p.attempt, {
+      reason: p.reason,
+      retryable: p.retryable,
+      error: p.message,
+      ...(p.progress !== undefined ? { progress: p.progress } : {}),
+    });
+  }
+
+  /** Apply the stored report to D1; on failure keep it, with a backoff for the alarm. */
+  private async applyPending(s: TrackerState): Promise<TrackerState> {
+    const p = s.pending;
+    if (!p) return s;
+    s = await this.flushErrors(s);
+    let answer: RunAnswer;
+    try {
+      answer = await this.applyReport(s, p);
+    } catch (error) {
+      const failed = this.noteError(s, p.kind === "result" ? "result_write" : "failure_write", error);
+      return { ...failed, failures: s.failures + 1, retryAt: Date.now() + backoffMs(s.failures + 1) };
+    }
+    const base: TrackerState = { ...s, pending: null, failures: 0, retryAt: null };
+    if (!answer.run) return { ...base, status: "completed", completedAt: Date.now() };
+    // `duplicate`: D1 had this very report already (an earlier write committed, its answer lost).
+    const applied = answer.ok || answer.refusal === "duplicate";
+    let next = this.followed(base, answer.run);
+    if (applied) next = { ...next, applied: { attempt: p.attempt, kind: p.kind } };
+    return next.status === "queued" ? this.send(next, false) : next;
   }
 
   /** What the tracker knows, for the sweep to consult before it force-resolves. */
   async status(): Promise<TrackerStatus> {
-    const s = await this.load();
-    if (!s) return { known: false };
-    const policy = policyFor(s.type);
-    return { known: true, state: s, action: alarmAction(s, policy, Date.now()) };
+    return this.serial(async () => {
+      const s = await this.load();
+      if (!s) return { known: false };
+      const policy = policyFor(s.type);
+      const now = Date.now();
+      return { known: true, state: s, action: alarmAction(s, policy, now), vouches: vouches(s, policy, now) };
+    });
   }
 
   /**
-   * The sweep found the run overdue in D1. If this tracker holds a fresher
-   * heartbeat than D1 (the flush lags by design), write it now so the D1
-   * deadline moves and the sweep leaves a live attempt alone. Returns whether
-   * D1 was refreshed. Twice is harmless: the forced write never moves the
-   * stored heartbeat backwards, so a second call writes nothing.
+   * The sweep found the run overdue in D1 and this tracker vouches for it:
+   * write what the tracker knows so D1's deadline moves (the freshest heartbeat
+   * of a live attempt). Returns whether D1 changed. Twice is harmless: the
+   * forced write never moves the stored heartbeat backwards.
    */
   async refresh(): Promise<{ refreshed: boolean }> {
-    const s = await this.load();
-    if (!s || s.status !== "running" || s.lastHeartbeatAt === null) return { refreshed: false };
-    if (alarmAction(s, policyFor(s.type), Date.now()).kind !== "wait") return { refreshed: false };
-    const answer = await this.service().heartbeat({
-      runId: s.runId,
-      type: s.type,
-      attempt: s.attempt,
-      ...(s.progress ? { progress: s.progress } : {}),
-      force: true,
-      at: s.lastHeartbeatAt,
+    return this.serial(async () => {
+      const s = await this.load();
+      if (!s || s.status !== "running" || s.lastHeartbeatAt === null || s.pending) return { refreshed: false };
+      if (!vouches(s, policyFor(s.type), Date.now())) return { refreshed: false };
+      const answer = await this.service().heartbeat({
+        runId: s.runId,
+        type: s.type,
+        attempt: s.attempt,
+        ...(s.progress ? { progress: s.progress } : {}),
+        force: true,
+        at: s.lastHeartbeatAt,
+      });
+      if (!answer.ok) {
+        if (answer.run) await this.save(this.followed(s, answer.run));
+        return { refreshed: false };
+      }
+      this.state = { ...s, lastFlushedAt: s.lastHeartbeatAt };
+      await this.ctx.storage.put(STATE_KEY, this.state);
+      return { refreshed: answer.flushed };
     });
-    if (!answer.ok) {
-      if (answer.run) await this.follow(answer.run);
-      return { refreshed: false };
-    }
-    this.state = { ...s, lastFlushedAt: s.lastHeartbeatAt };
-    await this.ctx.storage.put(STATE_KEY, this.state);
-    return { refreshed: answer.flushed };
+  }
+
+  /**
+   * The dead-letter bridge: the queue gave up on a message of `dispatch`. Only
+   * the current, unclaimed dispatch of a live run becomes
+   * `queue.max_attempts_exceeded`; anything else (an old dispatch, a copy of one
+   * that started an attempt) is ignored. Twice is harmless: the second finds the
+   * run terminal.
+   */
+  async deadLettered(req: DeadLetterRequest): Promise<DeadLetterAnswer> {
+    return this.serial(async () => {
+      const s = await this.load();
+      if (!s) return { bridged: false, why: "not_found" };
+      if (s.status === "completed") return { bridged: false, why: "terminal" };
+      if (req.dispatch !== null && req.dispatch !== s.dispatch.n) return { bridged: false, why: "not_current" };
+      if (s.dispatch.claimed || s.status !== "queued") return { bridged: false, why: "claimed" };
+      const answer = await this.service().deadLetter(s.runId, req.evidence);
+      if (answer.run) await this.save(this.followed(s, answer.run));
+      return answer.ok ? { bridged: true } : { bridged: false, why: "terminal" };
+    });
   }
 
   /**
    * The one alarm, at the earliest deadline. Safe to run twice: each branch
    * re-reads the state and every transition is a compare-and-set in D1, so a
-   * second run finds nothing left to do. A failing D1 write throws, and the
-   * platform retries the alarm (with backoff) — that is the retry we want.
+   * second run finds nothing left to do. It never throws: a failing action is
+   * recorded and the alarm re-arms itself with backoff (`backoffMs`).
    */
   override async alarm(): Promise<void> {
-    const s = await this.load();
-    if (!s) return;
-    const policy = policyFor(s.type);
+    await this.serial(async () => {
+      const s = await this.load();
+      if (!s) return;
+      const policy = policyFor(s.type);
+      try {
+        const next = await this.act(s, policy);
+        if (next === null) {
+          this.state = null;
+          await this.ctx.storage.deleteAll();
+          return;
+        }
+        await this.save(next);
+      } catch (error) {
+        const failures = s.failures + 1;
+        const failed = { ...this.noteError(this.state ?? s, "alarm", error), failures, retryAt: Date.now() + backoffMs(failures) };
+        await this.save(failed);
+      }
+    });
+  }
+
+  /** One alarm step; `null` = forget the run (cleanup, or the run is gone from D1). */
+  private async act(s: TrackerState, policy: LifecyclePolicy): Promise<TrackerState | null> {
     const now = Date.now();
     const action = alarmAction(s, policy, now);
     switch (action.kind) {
       case "wait":
-        await this.ctx.storage.setAlarm(action.until);
-        return;
+        return s;
       case "cleanup":
-        this.state = null;
-        await this.ctx.storage.deleteAll();
-        return;
+        return null;
+      case "apply_pending":
+        return this.applyPending(s);
+      case "send":
+        return this.send(s, action.resend);
       case "heartbeat_lost": {
-        const answer = await this.service().heartbeatLost(s.runId, s.attempt, {
-          lastHeartbeatAt: action.lastHeartbeatAt,
-          deadline: action.deadline,
-          heartbeatTimeoutMs: policy.heartbeatTimeoutMs,
-          detectedAt: now,
-        });
-        await this.settle(answer, s);
-        return;
+        const flushed = await this.flushErrors(s);
+        const answer = await this.service().heartbeatLost(
+          s.runId,
+          s.attempt,
+          {
+            lastHeartbeatAt: action.lastHeartbeatAt,
+            deadline: action.deadline,
+            heartbeatTimeoutMs: policy.heartbeatTimeoutMs,
+            detectedAt: now,
+            dispatch: s.dispatch.n,
+          },
+          s.progress ?? undefined,
+        );
+        return this.settle(flushed, answer);
       }
       case "stale_queued": {
+        const flushed = await this.flushErrors(s);
         const answer = await this.service().reconcile(s.runId, {
           detector: "tracker_alarm",
           reason: "lifecycle.stale_queued",
           observed: { status: "queued", attempt: s.attempt },
           evidence: {
-            queuedSince: s.queuedSince,
+            dueAt: s.dispatch.dueAt,
             deadline: action.deadline,
             staleQueuedAfterMs: policy.staleQueuedAfterMs,
+            dispatch: s.dispatch.n,
+            sends: s.dispatch.sends,
+            lastSentAt: s.dispatch.sentAt,
             detectedAt: now,
+            ...(s.errors.length > 0 ? { sendErrors: s.errors.map((e) => e.message) } : {}),
           },
         });
-        await this.settle(answer, s);
-        return;
+        return this.settle(flushed, answer);
       }
     }
   }
 
-  private async settle(answer: RunAnswer, before: TrackerState): Promise<void> {
-    if (answer.run) {
-      await this.follow(answer.run);
-      return;
+  private async settle(s: TrackerState, answer: RunAnswer): Promise<TrackerState | null> {
+    if (!answer.run) {
+      // The run is gone from D1 (retention): nothing left to track.
+      log.warn("tracker.run_missing", { runId: s.runId });
+      return null;
     }
-    // The run is gone from D1 (retention): nothing left to track.
-    log.warn("tracker.run_missing", { runId: before.runId });
-    this.state = null;
-    await this.ctx.storage.deleteAll();
+    const next = { ...this.followed(s, answer.run), failures: 0, retryAt: null };
+    return next.status === "queued" ? this.send(next, false) : next;
   }
-}
-
-function queuedSinceOf(run: RunRecord): number {
-  // D1's queued deadline is queuedSince + staleQueuedAfterMs; invert it so both agree.
-  return run.deadlineAt !== null ? run.deadlineAt - policyFor(run.type).staleQueuedAfterMs : run.createdAt;
 }

@@ -5,12 +5,13 @@
  *
  * Two rules keep these tests deterministic:
  *
- * - **Messages are delivered by hand.** `enqueueRun` with the real env also
- *   sends to the real queue, whose consumer runs in this same runtime and would
- *   race a test's own batches. `createRun` therefore enqueues through an env
- *   whose OPERATIONS_QUEUE only captures what is sent; the test delivers it
- *   with `deliver`, choosing the delivery count (`attempts`). Only
- *   queue.e2e.test.ts uses the real queue.
+ * - **Messages are delivered by hand.** The tracker sends every dispatch
+ *   itself (contract v2 section 4). In this test project its producer binding
+ *   points at a queue nobody consumes (vitest.config.ts), so nothing is
+ *   delivered behind a test's back; a test reads the dispatch the tracker holds
+ *   (`currentMessage`) and delivers it with `deliver`, choosing the delivery
+ *   count. Real batches, real delays and redeliveries are tested where they
+ *   happen: `wrangler dev` driven from the node project (test/node/batches).
  * - **Time passes by rewriting the tracker, not by waiting.** The tracker reads
  *   `Date.now()`. `ageTracker(runId, ms)` moves every timestamp of its stored
  *   state (storage key "state", type TrackerState) `ms` into the past, then
@@ -40,6 +41,7 @@ import { operationMessageFor, type OperationMessage } from "../../src/queue/mess
 import { RunService, type RunRecord } from "../../src/runs";
 import {
   trackerFor,
+  type AttemptReport,
   type ClaimAnswer,
   type HeartbeatReply,
   type ReportAnswer,
@@ -58,31 +60,42 @@ export function service(): RunService {
   return new RunService(env.DB, { policyFor, settings: DEFAULT_SETTINGS });
 }
 
-/** An env whose operations queue records what is sent instead of delivering it. */
-export function capturingEnv(): { env: Env; sent: unknown[] } {
-  const sent: unknown[] = [];
+/** A queue binding that records what is sent instead of delivering it. */
+export function capturingQueue(): { queue: Queue; sent: { body: unknown; delaySeconds: number | undefined }[] } {
+  const sent: { body: unknown; delaySeconds: number | undefined }[] = [];
   const queue: Queue = {
-    async send(body) {
-      sent.push(body);
+    async send(body, options) {
+      sent.push({ body, delaySeconds: options?.delaySeconds });
       return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
     },
     async sendBatch(messages) {
-      for (const m of messages) sent.push(m.body);
+      for (const m of messages) sent.push({ body: m.body, delaySeconds: m.delaySeconds });
       return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
     },
     async metrics() {
       return { backlogCount: 0, backlogBytes: 0 };
     },
   };
-  return { env: { ...env, OPERATIONS_QUEUE: queue }, sent };
+  return { queue, sent };
 }
 
-/** An env whose operations queue refuses every send (the message is lost at the producer). */
-export function brokenQueueEnv(): Env {
+/** A queue binding that refuses every send (the queue is down). */
+export function brokenQueue(): Queue {
   const fail = async (): Promise<never> => {
     throw new Error("injected: queue unavailable");
   };
-  return { ...env, OPERATIONS_QUEUE: { send: fail, sendBatch: fail, metrics: fail } };
+  return { send: fail, sendBatch: fail, metrics: fail };
+}
+
+/**
+ * Replace the bindings the run's tracker sees (its `env`), e.g. a capturing or
+ * broken queue, or a failing D1: the boundary is wrapped, not the code. Holds
+ * until the object is evicted (`ageTracker` and `writeTrackerState` evict it).
+ */
+export async function patchTrackerEnv(runId: string, patch: (env: Env) => Env): Promise<void> {
+  await runInDurableObject(tracker(runId), (instance: RunTracker) => {
+    instance["env"] = patch(instance["env"]);
+  });
 }
 
 export interface CreatedRun {
@@ -92,21 +105,28 @@ export interface CreatedRun {
 }
 
 /**
- * Accept a run through the producer (D1 row, tracker armed, message sent)
- * with the send captured: nothing is delivered until the test does it.
+ * Accept a run through the producer (D1 row, tracker holding dispatch 1 and
+ * having sent it to the unconsumed test queue): nothing is delivered until
+ * the test does it.
  */
 export async function createRun(workspaceId: string, input: unknown, type = "demo.work"): Promise<CreatedRun> {
-  const q = capturingEnv();
-  const { answer, sent } = await enqueueRun(q.env, service(), { workspaceId, type, input, initiator: "user:test" });
+  const { answer, tracked } = await enqueueRun(env, service(), { workspaceId, type, input, initiator: "user:test" });
   if (!answer.ok || !answer.created) throw new Error(`enqueueRun did not create a run: ${JSON.stringify(answer)}`);
-  expect(sent).toBe(true);
-  expect(q.sent).toEqual([operationMessageFor(answer.run)]);
-  return { run: answer.run, message: operationMessageFor(answer.run) };
+  expect(tracked).toBe(true);
+  expect(await trackerState(answer.run.id)).toMatchObject({ status: "queued", dispatch: { n: 1, sends: 1, claimed: false } });
+  return { run: answer.run, message: operationMessageFor(answer.run, 1) };
+}
+
+/** The message of the tracker's current dispatch (what the queue holds for the run now). */
+export async function currentMessage(runId: string): Promise<OperationMessage> {
+  const s = await trackerState(runId);
+  if (!s) throw new Error(`tracker of ${runId} holds no state`);
+  return operationMessageFor({ id: s.runId, workspaceId: s.workspaceId, type: s.type }, s.dispatch.n);
 }
 
 export interface Delivery {
   body: unknown;
-  /** The delivery count: 1 on first delivery; the consumer uses it as the attempt number. */
+  /** The queue's delivery count: 1 on first delivery (not the attempt number: the tracker allocates that). */
   attempts: number;
   id?: string;
 }
@@ -184,7 +204,7 @@ const shift = (t: number | null, ms: number) => (t === null ? null : t - ms);
 
 /**
  * Simulate `ms` of silence: every timestamp the tracker holds (last
- * heartbeat, last flush, queued since, completed at) moves `ms` into the past.
+ * heartbeat, last flush, the dispatch's due and send times, completed at) moves `ms` into the past.
  * The object is then evicted so its cached in-memory state is reloaded from
  * storage. The armed alarm is left alone; run it with `runAlarm`.
  */
@@ -197,7 +217,9 @@ export async function ageTracker(runId: string, ms: number): Promise<TrackerStat
       ...s,
       lastHeartbeatAt: shift(s.lastHeartbeatAt, ms),
       lastFlushedAt: shift(s.lastFlushedAt, ms),
-      queuedSince: s.queuedSince - ms,
+      dispatch: { ...s.dispatch, dueAt: s.dispatch.dueAt - ms, sentAt: shift(s.dispatch.sentAt, ms) },
+      pending: s.pending ? { ...s.pending, storedAt: s.pending.storedAt - ms } : null,
+      retryAt: shift(s.retryAt, ms),
       completedAt: shift(s.completedAt, ms),
     };
     await state.storage.put(STATE_KEY, next);
@@ -220,10 +242,9 @@ export async function runAlarm(runId: string): Promise<void> {
 }
 
 export type TrackerCall =
-  | { method: "claim"; attempt: number; answer: ClaimAnswer }
+  | { method: "claim"; dispatch: number | null; answer: ClaimAnswer }
   | { method: "heartbeat"; attempt: number; answer: HeartbeatReply }
-  | { method: "complete"; attempt: number; answer: ReportAnswer }
-  | { method: "fail"; attempt: number; answer: ReportAnswer }
+  | { method: "report"; report: AttemptReport; answer: ReportAnswer }
   | { method: "status"; answer: TrackerStatus };
 
 /**
@@ -242,9 +263,9 @@ export function spyingEnv(onCall: (call: TrackerCall) => void = () => {}): { env
     getByName(name: string) {
       const stub = env.RUN_TRACKER.getByName(name);
       return {
-        async claim(req: { runId: string; attempt: number }) {
+        async claim(req: { runId: string; dispatch: number | null }) {
           const answer: ClaimAnswer = await stub.claim(req);
-          record({ method: "claim", attempt: req.attempt, answer });
+          record({ method: "claim", dispatch: req.dispatch, answer });
           return answer;
         },
         async heartbeat(req: Parameters<RunTracker["heartbeat"]>[0]) {
@@ -252,14 +273,9 @@ export function spyingEnv(onCall: (call: TrackerCall) => void = () => {}): { env
           record({ method: "heartbeat", attempt: req.attempt, answer });
           return answer;
         },
-        async complete(req: Parameters<RunTracker["complete"]>[0]) {
-          const answer: ReportAnswer = await stub.complete(req);
-          record({ method: "complete", attempt: req.attempt, answer });
-          return answer;
-        },
-        async fail(req: Parameters<RunTracker["fail"]>[0]) {
-          const answer: ReportAnswer = await stub.fail(req);
-          record({ method: "fail", attempt: req.attempt, answer });
+        async report(req: AttemptReport) {
+          const answer: ReportAnswer = await stub.report(req);
+          record({ method: "report", report: req, answer });
           return answer;
         },
         async status() {
