@@ -317,7 +317,7 @@ export class RunService {
           ...progress,
           diagnostics,
           // Operator-safe: the raw error text stays in diagnostics (contract section 1).
-          failureMessage: attemptFailureSentence(attempt, run.maxAttempts, failure.reason, failure.retryable),
+          failureMessage: attemptFailureSentence(attempt, run.maxAttempts, failure.reason, message),
           completedAt: now,
           deadlineAt: null,
           metadata: { attempt, reason: failure.reason, error: message, retryable: failure.retryable },
@@ -546,20 +546,15 @@ export interface InfrastructureError {
   message: string;
 }
 
-/** The operator-safe sentence of a terminal attempt failure; the raw error stays in diagnostics. */
-function attemptFailureSentence(attempt: number, maxAttempts: number, reason: ExecutionReasonCode, retryable: boolean): string {
+/**
+ * The operator-safe sentence of a terminal attempt failure. A handler's own
+ * error text is raw (it may carry upstream bodies or secrets), so it stays in
+ * diagnostics; the other reasons' messages are this system's own sentences.
+ */
+function attemptFailureSentence(attempt: number, maxAttempts: number, reason: ExecutionReasonCode, message: string): string {
   const which = `Attempt ${attempt} of ${maxAttempts}`;
-  const why = retryable && attempt >= maxAttempts ? ", the last one allowed," : "";
-  switch (reason) {
-    case "attempt.timeout":
-      return `${which}${why} exceeded its timeout and was aborted.`;
-    case "handler.error":
-      return retryable
-        ? `${which}${why} failed with an error; the error is in diagnostics.`
-        : `${which} failed with an error that is not retryable; the error is in diagnostics.`;
-    default:
-      return `${which} failed: ${explainReason(reason).whatHappened}`;
-  }
+  if (reason === "handler.error") return `${which} failed with an error; the error is in diagnostics.`;
+  return `${which} failed: ${message}`;
 }
 
 export function thresholdsOf(policy: LifecyclePolicy, settings: LifecycleSettings): Record<string, number> {

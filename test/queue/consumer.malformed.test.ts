@@ -15,7 +15,7 @@ const VALID = { v: 1, runId: "run_01J0000000000000000000000A", workspaceId: "ws_
 const MALFORMED: { name: string; body: unknown; issue: RegExp }[] = [
   { name: "a non-object body", body: "hello", issue: /^\(root\): / },
   { name: "a null body", body: null, issue: /^\(root\): / },
-  { name: "a wrong version", body: { ...VALID, v: 2 }, issue: /^v: / },
+  { name: "a wrong version", body: { ...VALID, v: 3 }, issue: /^v: / },
   { name: "a bad run id", body: { ...VALID, runId: "run_123" }, issue: /^runId: not a run id$/ },
   { name: "an extra field", body: { ...VALID, input: { steps: 1 } }, issue: /^\(root\): .*input/ },
 ];
@@ -69,7 +69,7 @@ describe("a malformed message", () => {
 
     const { value: d, json } = await capturingErrorLog(() =>
       deliver(OPERATIONS, [
-        { body: { ...message, v: 2 }, attempts: 1, id: "m-mixed-bad" },
+        { body: { ...message, v: 3 }, attempts: 1, id: "m-mixed-bad" },
         { body: message, attempts: 1, id: "m-mixed-good" },
       ]),
     );
