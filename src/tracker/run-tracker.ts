@@ -47,6 +47,7 @@ import type {
   HeartbeatReply,
   ReportAnswer,
   TrackAnswer,
+  TrackerRefusal,
   TrackerStatus,
   TrackRequest,
 } from "./protocol";
@@ -342,9 +343,11 @@ export class RunTracker extends DurableObject<Env> {
       const pending: PendingReport = { ...req, storedAt: Date.now() };
       s = { ...s, pending, ...(req.progress ? { progress: req.progress } : {}) };
       await this.save(s);
-      s = await this.applyPending(s);
-      await this.save(s);
-      return { ok: true, applied: s.pending === null, status: s.status };
+      const applied = await this.applyPending(s);
+      await this.save(applied.state);
+      // Refused by D1 (the sweep or the dead-letter bridge decided first): a late report.
+      if (applied.refusal) return { ok: false, refusal: applied.refusal, status: applied.state.status };
+      return { ok: true, applied: applied.state.pending === null, status: applied.state.status };
     });
   }
 
@@ -365,25 +368,29 @@ export class RunTracker extends DurableObject<Env> {
     });
   }
 
-  /** Apply the stored report to D1; on failure keep it, with a backoff for the alarm. */
-  private async applyPending(s: TrackerState): Promise<TrackerState> {
+  /**
+   * Apply the stored report to D1; on failure keep it, with a backoff for the
+   * alarm. `refusal` is set when D1 refused it as late (another path decided first).
+   */
+  private async applyPending(s: TrackerState): Promise<{ state: TrackerState; refusal?: TrackerRefusal }> {
     const p = s.pending;
-    if (!p) return s;
+    if (!p) return { state: s };
     s = await this.flushErrors(s);
     let answer: RunAnswer;
     try {
       answer = await this.applyReport(s, p);
     } catch (error) {
       const failed = this.noteError(s, p.kind === "result" ? "result_write" : "failure_write", error);
-      return { ...failed, failures: s.failures + 1, retryAt: Date.now() + backoffMs(s.failures + 1) };
+      return { state: { ...failed, failures: s.failures + 1, retryAt: Date.now() + backoffMs(s.failures + 1) } };
     }
     const base: TrackerState = { ...s, pending: null, failures: 0, retryAt: null };
-    if (!answer.run) return { ...base, status: "completed", completedAt: Date.now() };
+    if (!answer.run) return { state: { ...base, status: "completed", completedAt: Date.now() }, refusal: "not_found" };
     // `duplicate`: D1 had this very report already (an earlier write committed, its answer lost).
     const applied = answer.ok || answer.refusal === "duplicate";
     let next = this.followed(base, answer.run);
     if (applied) next = { ...next, applied: { attempt: p.attempt, kind: p.kind } };
-    return next.status === "queued" ? this.send(next, false) : next;
+    if (next.status === "queued") next = await this.send(next, false);
+    return applied || answer.ok ? { state: next } : { state: next, refusal: answer.refusal };
   }
 
   /** What the tracker knows, for the sweep to consult before it force-resolves. */
@@ -483,7 +490,7 @@ export class RunTracker extends DurableObject<Env> {
       case "cleanup":
         return null;
       case "apply_pending":
-        return this.applyPending(s);
+        return (await this.applyPending(s)).state;
       case "send":
         return this.send(s, action.resend);
       case "heartbeat_lost": {

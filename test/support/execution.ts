@@ -294,3 +294,70 @@ export function spyingEnv(onCall: (call: TrackerCall) => void = () => {}): { env
 export function capturingErrorLog<T>(fn: () => Promise<T>): Promise<Captured<T>> {
   return capturingConsole("error", fn);
 }
+
+/** Where an injected D1 fault strikes: before D1 sees the write, or after it committed with the answer lost. */
+export type D1FaultMode = "before-commit" | "after-commit";
+
+/**
+ * A D1 binding that fails the statements whose SQL matches `match`, `times`
+ * times (then behaves): `before-commit` throws without executing;
+ * `after-commit` executes (and commits), then throws, as when the answer is
+ * lost on the way back. A batch fails if any of its statements matches.
+ * `gate`, when given, holds each matching statement until it resolves (to
+ * interleave calls deterministically) instead of failing it.
+ */
+export function faultyD1(
+  match: (sql: string) => boolean,
+  opts: { mode?: D1FaultMode; times?: number; gate?: Promise<void> } = {},
+): { db: D1Database; struck: () => number } {
+  const real = env.DB;
+  let left = opts.times ?? 1;
+  let struck = 0;
+  const sqlOf = new WeakMap<object, string>();
+  const unwrap = new WeakMap<object, D1PreparedStatement>();
+  const strike = async <T>(exec: () => Promise<T>): Promise<T> => {
+    if (opts.gate) {
+      struck++;
+      await opts.gate;
+      return exec();
+    }
+    if (left <= 0) return exec();
+    left--;
+    struck++;
+    if (opts.mode === "after-commit") {
+      await exec();
+      throw new Error("injected: D1 answer lost after commit");
+    }
+    throw new Error("injected: D1 unavailable before commit");
+  };
+  const wrap = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
+    const proxy = new Proxy(stmt, {
+      get(target, prop) {
+        if (prop === "bind") return (...values: unknown[]) => wrap(target.bind(...values), sql);
+        if ((prop === "run" || prop === "all" || prop === "first" || prop === "raw") && match(sql)) {
+          return (...args: unknown[]) => strike(() => (Reflect.get(target, prop, target) as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    sqlOf.set(proxy, sql);
+    unwrap.set(proxy, stmt);
+    return proxy;
+  };
+  const db = new Proxy(real, {
+    get(target, prop) {
+      if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql), sql);
+      if (prop === "batch") {
+        return <T>(statements: D1PreparedStatement[]) => {
+          const inner = statements.map((s) => unwrap.get(s) ?? s);
+          const exec = () => target.batch<T>(inner);
+          return statements.some((s) => match(sqlOf.get(s) ?? "")) ? strike(exec) : exec();
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { db, struck: () => struck };
+}

@@ -1,13 +1,13 @@
 /**
- * Zombie attempts (contract sections 1 and 4.1): an attempt that no longer
- * holds the lease — taken over by a newer attempt, or outlived by a
- * reconciliation — is fenced. Its heartbeat is answered "fenced" and aborts
+ * Zombie attempts (contract sections 1 and 4): an attempt that no longer
+ * holds the lease — declared lost and followed by a newer attempt, or outlived
+ * by a reconciliation — is fenced. Its heartbeat is answered "fenced" and aborts
  * its work; its result is recorded as run.late_result_discarded and changes
  * nothing else.
  */
 import { describe, expect, it } from "vitest";
 import type { Progress } from "../../src/lifecycle";
-import { runAttempt } from "../../src/queue/attempt";
+import { runAttempt, startHeartbeats } from "../../src/queue/attempt";
 import type { RunTicket } from "../../src/tracker";
 import { makeWorkspace } from "../support/fixtures";
 import { eventsOf, onlyEvent, snapshot } from "../support/runs";
@@ -28,19 +28,28 @@ import {
 } from "../support/execution";
 
 const PROGRESS: Progress = { total: 5, processed: 5, succeeded: 5, failed: 0 };
+const SILENT_MS = DEMO_POLICY.heartbeatTimeoutMs + 1_000;
+
+/** Attempt 1 claimed, then declared lost; attempt 2 claimed from the new dispatch. */
+async function lostThenRetaken(runId: string) {
+  const t = tracker(runId);
+  expect(await t.claim({ runId, dispatch: 1 })).toMatchObject({ ok: true, run: { attempt: 1 } });
+  await ageTracker(runId, SILENT_MS);
+  await runAlarm(runId);
+  expect(await t.claim({ runId, dispatch: 2 })).toMatchObject({ ok: true, run: { attempt: 2, dispatch: 2 } });
+  return t;
+}
 
 describe("a zombie attempt reporting late", () => {
-  it("after a takeover by a newer attempt: fenced, its result recorded as run.late_result_discarded, the run unchanged", async () => {
+  it("after it was declared lost and attempt 2 started: fenced, its result recorded as run.late_result_discarded, the run unchanged", async () => {
     const ws = await makeWorkspace("zombie");
     const { run } = await createRun(ws, { steps: 5, stepMs: 0 });
-    const t = tracker(run.id);
-    expect(await t.claim({ runId: run.id, attempt: 1 })).toMatchObject({ ok: true, takeover: false });
-    expect(await t.claim({ runId: run.id, attempt: 2 })).toMatchObject({ ok: true, takeover: true, run: { attempt: 2 } });
+    const t = await lostThenRetaken(run.id);
     const before = await snapshot(run.id);
     expect(before.row).toMatchObject({ status: "running", attempt: 2 });
 
     expect(await t.heartbeat({ attempt: 1 })).toEqual({ ok: false, refusal: "fenced" });
-    expect(await t.complete({ runId: run.id, attempt: 1, outcome: "succeeded", progress: PROGRESS })).toEqual({
+    expect(await t.report({ kind: "result", attempt: 1, outcome: "succeeded", progress: PROGRESS })).toEqual({
       ok: false,
       refusal: "fenced",
       status: "running",
@@ -55,132 +64,93 @@ describe("a zombie attempt reporting late", () => {
     expect(await trackerState(run.id)).toMatchObject({ status: "running", attempt: 2 });
 
     // The lease holder is unaffected and completes normally.
-    expect(await t.complete({ runId: run.id, attempt: 2, outcome: "succeeded" })).toEqual({ ok: true, status: "completed" });
-    const after = await getRun(run.id);
-    expect(after).toMatchObject({ status: "completed", outcome: "succeeded", attempt: 2, reasonCode: null, reconciledBy: null });
-    expect(after.diagnostics.attempts.map((a) => [a.attempt, a.ended])).toEqual([
-      [1, "fenced (taken over)"],
-      [2, "succeeded"],
-    ]);
+    expect(await t.report({ kind: "result", attempt: 2, outcome: "succeeded" })).toEqual({ ok: true, applied: true, status: "completed" });
+    expect(await getRun(run.id)).toMatchObject({ status: "completed", outcome: "succeeded", attempt: 2, reasonCode: null, reconciledBy: null });
     expect(await actionsOf(run.id)).toEqual([
       "run.queued",
       "run.attempt_started",
+      "run.attempt_lost",
       "run.attempt_started",
       "run.late_result_discarded",
       "run.completed",
     ]);
-    const starts = (await eventsOf(run.id)).filter((e) => e.action === "run.attempt_started");
-    expect(starts[1]!.metadata).toMatchObject({ attempt: 2, takeover: true, fencedAttempt: 1 });
   });
 
-  it("after the tracker reconciled the run: terminal, recorded as run.late_result_discarded, the run unchanged", async () => {
+  it("a zombie's failure report is recorded and discarded the same way, and does not re-queue the run", async () => {
     const ws = await makeWorkspace("zombie");
     const { run } = await createRun(ws, { steps: 5, stepMs: 0 });
-    const t = tracker(run.id);
-    const last = DEMO_POLICY.maxAttempts;
-    expect(await t.claim({ runId: run.id, attempt: last })).toMatchObject({ ok: true });
-    await ageTracker(run.id, DEMO_POLICY.heartbeatTimeoutMs + 1_000);
-    await runAlarm(run.id);
+    const t = await lostThenRetaken(run.id);
     const before = await snapshot(run.id);
-    expect(before.row).toMatchObject({ status: "completed", reason_code: "lifecycle.heartbeat_lost", reconciled_by: "tracker_alarm" });
 
-    expect(await t.heartbeat({ attempt: last })).toEqual({ ok: false, refusal: "terminal" });
-    expect(await t.fail({ runId: run.id, attempt: last, reason: "handler.error", retryable: true, message: "boom (too late)" })).toEqual({
+    expect(await t.report({ kind: "failure", attempt: 1, reason: "handler.error", retryable: true, message: "late boom" })).toMatchObject({
       ok: false,
-      refusal: "terminal",
-      status: "completed",
+      refusal: "fenced",
     });
-    expect(await t.complete({ runId: run.id, attempt: last, outcome: "succeeded", progress: PROGRESS })).toEqual({
-      ok: false,
-      refusal: "terminal",
-      status: "completed",
-    });
-
-    expect((await snapshot(run.id)).row).toEqual(before.row);
-    const late = (await eventsOf(run.id)).filter((e) => e.action === "run.late_result_discarded");
-    expect(late.map((e) => e.metadata)).toEqual([
-      { attempt: last, refusal: "terminal", reported: { reason: "handler.error", error: "boom (too late)" } },
-      { attempt: last, refusal: "terminal", reported: { outcome: "succeeded", message: null, progress: PROGRESS } },
-    ]);
-    expect(await actionsOf(run.id)).toEqual([
-      "run.queued",
-      "run.attempt_started",
-      "run.reconciled",
-      "run.late_result_discarded",
-      "run.late_result_discarded",
-    ]);
+    expect(await snapshot(run.id).then((s) => s.row)).toEqual(before.row);
+    expect(await onlyEvent(run.id, "run.late_result_discarded")).toMatchObject({ metadata: { attempt: 1, reported: { reason: "handler.error", error: "late boom" } } });
+    expect(await trackerState(run.id)).toMatchObject({ status: "running", attempt: 2, dispatch: { n: 2, claimed: true } });
+    await t.report({ kind: "result", attempt: 2, outcome: "succeeded" });
   });
 
-  it("after the sweep reconciled the run behind the tracker's back: the tracker learns it from D1 and discards the result", async () => {
+  it("after a reconciliation in D1 the tracker had not seen: the report is refused as late and the tracker follows D1", async () => {
     const ws = await makeWorkspace("zombie");
     const { run } = await createRun(ws, { steps: 5, stepMs: 0 });
     const t = tracker(run.id);
-    expect(await t.claim({ runId: run.id, attempt: 1 })).toMatchObject({ ok: true });
-    const sweep = service();
-    const reconciled = await sweep.reconcile(run.id, {
+    expect(await t.claim({ runId: run.id, dispatch: 1 })).toMatchObject({ ok: true });
+    const d1 = await getRun(run.id);
+    // The sweep decided through D1 alone (its tracker did not answer in time).
+    const swept = await service().reconcile(run.id, {
       detector: "sweep",
       reason: "lifecycle.stale_running",
-      observed: { status: "running", attempt: 1 },
+      observed: { status: "running", attempt: 1, deadlineAt: d1.deadlineAt },
       evidence: { test: true },
     });
-    expect(reconciled.ok).toBe(true);
-    expect(await trackerState(run.id)).toMatchObject({ status: "running", attempt: 1 });
+    expect(swept.ok).toBe(true);
     const before = await snapshot(run.id);
 
-    expect(await t.complete({ runId: run.id, attempt: 1, outcome: "partially_succeeded", message: "late" })).toEqual({
+    expect(await t.report({ kind: "result", attempt: 1, outcome: "succeeded", progress: PROGRESS })).toEqual({
       ok: false,
       refusal: "terminal",
       status: "completed",
     });
-
-    expect((await snapshot(run.id)).row).toEqual(before.row);
-    expect(await onlyEvent(run.id, "run.late_result_discarded")).toMatchObject({
-      metadata: { attempt: 1, refusal: "terminal", reported: { outcome: "partially_succeeded", message: "late" } },
-    });
-    expect(await trackerState(run.id)).toMatchObject({ status: "completed", attempt: 1 });
-    expect(await getRun(run.id)).toMatchObject({
-      status: "completed",
-      outcome: "failed",
-      attempt: 1,
-      reasonCode: "lifecycle.stale_running",
-      reconciledBy: "sweep",
-    });
-    expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.reconciled", "run.late_result_discarded"]);
+    expect(await snapshot(run.id).then((s) => s.row)).toEqual(before.row);
+    expect(await onlyEvent(run.id, "run.late_result_discarded")).toMatchObject({ metadata: { attempt: 1, refusal: "terminal" } });
+    expect(await trackerState(run.id)).toMatchObject({ status: "completed", pending: null });
+    expect(await t.heartbeat({ attempt: 1 })).toEqual({ ok: false, refusal: "terminal" });
   });
 });
 
 describe("a zombie attempt still running", () => {
-  it("is fenced at its next heartbeat through the consumer: the work is aborted, nothing is reported, and only the new attempt completes", async () => {
+  // Generous deadline: a fence that failed would let the 60 s input run on and time the test out.
+  it("is fenced at its next heartbeat through the consumer: the work is aborted and nothing is reported", { timeout: 30_000 }, async () => {
     const ws = await makeWorkspace("zombie");
-    // 5 s of work if nothing stops it; the fence must end it at the next heartbeat (~1 s).
-    const { run, message } = await createRun(ws, { steps: 50, stepMs: 100 });
-    let takeover: Promise<unknown> | undefined;
+    const { run, message } = await createRun(ws, { steps: 600, stepMs: 100 });
+    let lost: Promise<unknown> | undefined;
     const spy = spyingEnv((c) => {
-      if (c.method === "claim" && c.answer.ok) takeover = tracker(run.id).claim({ runId: run.id, attempt: 2 });
+      if (c.method === "claim" && c.answer.ok) {
+        lost = ageTracker(run.id, SILENT_MS)
+          .then(() => runAlarm(run.id))
+          .then(() => tracker(run.id).claim({ runId: run.id, dispatch: 2 }));
+      }
     });
 
-    const started = Date.now();
     const first = await deliver(OPERATIONS, [{ body: message, attempts: 1 }], spy.env);
-    const elapsed = Date.now() - started;
-    expect(await takeover).toMatchObject({ ok: true, takeover: true });
+    expect(await lost).toMatchObject({ ok: true, run: { attempt: 2 } });
 
     expectAcked(first);
-    expect(elapsed).toBeLessThan(3_000);
     const heartbeats = spy.calls.filter((c) => c.method === "heartbeat");
     expect(heartbeats.at(-1)).toEqual({ method: "heartbeat", attempt: 1, answer: { ok: false, refusal: "fenced" } });
-    expect(spy.calls.some((c) => c.method === "complete" || c.method === "fail")).toBe(false);
+    expect(spy.calls.some((c) => c.method === "report")).toBe(false);
     expect(await getRun(run.id)).toMatchObject({ status: "running", attempt: 2 });
-    expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.attempt_started"]);
 
     const t = tracker(run.id);
-    expect(await t.complete({ runId: run.id, attempt: 1, outcome: "succeeded" })).toMatchObject({ ok: false, refusal: "fenced" });
-    expect(await t.complete({ runId: run.id, attempt: 2, outcome: "succeeded", progress: PROGRESS })).toEqual({ ok: true, status: "completed" });
+    expect(await t.report({ kind: "result", attempt: 2, outcome: "succeeded", progress: PROGRESS })).toEqual({ ok: true, applied: true, status: "completed" });
     expect(await getRun(run.id)).toMatchObject({ status: "completed", outcome: "succeeded", attempt: 2, progress: PROGRESS });
-    expect(await actionsOf(run.id)).toEqual([
+    expect(await eventsOf(run.id).then((e) => e.map((x) => x.action))).toEqual([
       "run.queued",
       "run.attempt_started",
+      "run.attempt_lost",
       "run.attempt_started",
-      "run.late_result_discarded",
       "run.completed",
     ]);
   });
@@ -193,17 +163,28 @@ describe("a zombie attempt still running", () => {
       inputJson: "{}",
       attempt: 1,
       maxAttempts: 3,
+      dispatch: 1,
       progress: { total: 0, processed: 0, succeeded: 0, failed: 0 },
     };
     const replies = [{ ok: true } as const, { ok: false, refusal: "fenced" } as const];
     const sent: unknown[] = [];
     let seen: { aborted: boolean; reason: unknown } | undefined;
+    const beats = startHeartbeats(
+      ticket,
+      {
+        async heartbeat(req) {
+          sent.push(req);
+          return replies.shift() ?? { ok: false, refusal: "fenced" };
+        },
+      },
+      { heartbeatIntervalMs: 20 },
+    );
 
     const end = await runAttempt(
       {
         ok: true,
         input: {},
-        timeoutMs: 5_000,
+        timeoutMs: 60_000,
         run: (ctx) =>
           new Promise((resolve) => {
             ctx.reportProgress({ total: 2, processed: 1, succeeded: 1, failed: 0 });
@@ -214,14 +195,9 @@ describe("a zombie attempt still running", () => {
           }),
       },
       ticket,
-      {
-        async heartbeat(req) {
-          sent.push(req);
-          return replies.shift() ?? { ok: false, refusal: "fenced" };
-        },
-      },
-      { heartbeatIntervalMs: 20 },
+      beats,
     );
+    beats.stop();
 
     expect(end).toEqual({ kind: "fenced", refusal: "fenced" });
     expect(seen?.aborted).toBe(true);
