@@ -10,6 +10,7 @@
  * changes nothing. If the tracker cannot be reached, the message is retried;
  * the sweep remains the backstop.
  */
+import { runServiceFor } from "../run-service";
 import { trackerFor } from "../tracker";
 import { log } from "../log";
 import { dispatchOf, operationMessage } from "./messages";
@@ -37,10 +38,14 @@ export async function bridgeMessage(message: Message<unknown>, queue: string, en
   }
   const { runId } = parsed.data;
   const dispatch = dispatchOf(parsed.data);
-  const answer = await trackerFor(env, runId).deadLettered({
-    dispatch,
-    evidence: { queue, messageId: message.id, dispatch, deadLetteredAt: Date.now(), dlqDeliveries: message.attempts },
-  });
+  const evidence = { queue, messageId: message.id, dispatch, deadLetteredAt: Date.now(), dlqDeliveries: message.attempts };
+  let answer = await trackerFor(env, runId).deadLettered({ dispatch, evidence });
+  if (!answer.bridged && answer.why === "not_found") {
+    // No tracker holds the run (one accepted before the dispatch model, or never handed
+    // over): nobody else will dispatch it, so the dead letter decides through D1 directly.
+    const direct = await runServiceFor(env.DB).deadLetter(runId, evidence);
+    answer = direct.ok ? { bridged: true } : { bridged: false, why: direct.refusal === "not_found" ? "not_found" : "terminal" };
+  }
   log.info("dead_letter.bridged", { runId, dispatch, bridged: answer.bridged, ignored: answer.bridged ? null : answer.why });
   message.ack();
 }

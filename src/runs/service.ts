@@ -386,6 +386,22 @@ export class RunService {
   }
 
   /**
+   * Move a queued run's D1 deadline to what its tracker holds (a run adopted by
+   * its tracker, or due later than D1 thought): only forward, only while the run
+   * is still queued at `attempt`. No audit event: nothing happened to the run.
+   */
+  async moveQueuedDeadline(runId: string, attempt: number, deadlineAt: number): Promise<boolean> {
+    const res = await this.db
+      .prepare(
+        `UPDATE operation_runs SET deadline_at = ?1, updated_at = ?2
+          WHERE id = ?3 AND status = 'queued' AND attempt = ?4 AND deadline_at < ?1`,
+      )
+      .bind(deadlineAt, this.clock(), runId, attempt)
+      .run();
+    return res.meta.changes === 1;
+  }
+
+  /**
    * The tracker re-sent a dispatch nobody claimed (contract section 2: queued →
    * queued, deadline unchanged). Only the audit event is written, and only while
    * the run is still queued at `attempt`; a second call for the same send writes

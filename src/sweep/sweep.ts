@@ -132,7 +132,7 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
       // No tracker holds it (its hand-over at acceptance failed): adopt it, so it is
       // dispatched rather than failed for a dispatch that never happened.
       await withTimeout(
-        tracker.track({ runId: run.id, workspaceId: run.workspaceId, type: run.type, maxAttempts: run.maxAttempts, attempt: run.attempt, dueAt: now }),
+        tracker.track({ runId: run.id, workspaceId: run.workspaceId, type: run.type, maxAttempts: run.maxAttempts, attempt: run.attempt, dueAt: now, adopt: true }),
         trackerTimeoutMs,
       );
       report.adopted++;

@@ -19,6 +19,8 @@ export interface TrackRequest {
   attempt: number;
   /** When the run became due (epoch ms): its creation for a new run. */
   dueAt: number;
+  /** The sweep adopting an orphan: also move D1's deadline to the new dispatch's. */
+  adopt?: boolean;
 }
 
 /** `sent` is false when the first message is still in the tracker's outbox (its alarm retries it). */

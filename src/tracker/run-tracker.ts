@@ -33,6 +33,7 @@ import {
   backoffMs,
   nextAlarmAt,
   nextDispatch,
+  staleQueuedAt,
   upgradeState,
   vouches,
   withError,
@@ -210,6 +211,15 @@ export class RunTracker extends DurableObject<Env> {
       if (s.status === "queued" && !s.dispatch.claimed && s.dispatch.sends === 0) {
         s = await this.send(s, false);
         await this.save(s);
+      }
+      if (req.adopt) {
+        // An orphan adopted late: D1's deadline moves to this dispatch's, so the run
+        // does not read as overdue while its dispatch is in flight (best effort).
+        try {
+          await this.service().moveQueuedDeadline(s.runId, s.attempt, staleQueuedAt(s, policyFor(s.type)));
+        } catch (error) {
+          this.state = this.noteError(s, "adopt", error);
+        }
       }
       return { tracked: true, dispatch: s.dispatch.n, sent: s.dispatch.sends > 0 };
     });
@@ -406,15 +416,20 @@ export class RunTracker extends DurableObject<Env> {
 
   /**
    * The sweep found the run overdue in D1 and this tracker vouches for it:
-   * write what the tracker knows so D1's deadline moves (the freshest heartbeat
-   * of a live attempt). Returns whether D1 changed. Twice is harmless: the
-   * forced write never moves the stored heartbeat backwards.
+   * write what the tracker knows so D1's deadline moves — the freshest heartbeat
+   * of a live attempt, or the stale deadline of a dispatch in flight. Returns
+   * whether D1 changed. Twice is harmless: both writes only move forward.
    */
   async refresh(): Promise<{ refreshed: boolean }> {
     return this.serial(async () => {
       const s = await this.load();
-      if (!s || s.status !== "running" || s.lastHeartbeatAt === null || s.pending) return { refreshed: false };
-      if (!vouches(s, policyFor(s.type), Date.now())) return { refreshed: false };
+      if (!s || s.status === "completed" || s.pending) return { refreshed: false };
+      const policy = policyFor(s.type);
+      if (!vouches(s, policy, Date.now())) return { refreshed: false };
+      if (s.status === "queued") {
+        return { refreshed: await this.service().moveQueuedDeadline(s.runId, s.attempt, staleQueuedAt(s, policy)) };
+      }
+      if (s.lastHeartbeatAt === null) return { refreshed: false };
       const answer = await this.service().heartbeat({
         runId: s.runId,
         type: s.type,

@@ -167,6 +167,9 @@ export function unableTracker(mode: "rejects" | "hangs"): { tracker: (runId: str
         refreshed.push(runId);
         return mode === "hangs" ? never : Promise.reject(new Error("injected: tracker unreachable"));
       },
+      track() {
+        return mode === "hangs" ? never : Promise.reject(new Error("injected: tracker unreachable"));
+      },
     }),
   };
 }
@@ -184,6 +187,7 @@ export function answeringTracker(
         : refresh === "rejects"
           ? Promise.reject(new Error("injected: refresh failed"))
           : Promise.resolve(refresh),
+    track: () => Promise.reject(new Error("injected: this stub does not track")),
   });
 }
 
@@ -213,9 +217,9 @@ export const DLQ = "operations-dlq";
  * Bridge one dead-lettered message for `run` through the real bridge (as the
  * DLQ consumer does), and report how the message was settled.
  */
-export async function bridgeDeadLetter(run: { id: string; workspaceId: string; type: string }, attempts = 1): Promise<QueueResult> {
-  const batch = createMessageBatch(DLQ, [{ id: `dlq_${crypto.randomUUID()}`, timestamp: Date.now(), attempts, body: operationMessageFor(run) }]);
-  await bridgeMessage(batch.messages[0]!, DLQ, env, service());
+export async function bridgeDeadLetter(run: { id: string; workspaceId: string; type: string }, attempts = 1, dispatch = 1): Promise<QueueResult> {
+  const batch = createMessageBatch(DLQ, [{ id: `dlq_${crypto.randomUUID()}`, timestamp: Date.now(), attempts, body: operationMessageFor(run, dispatch) }]);
+  await bridgeMessage(batch.messages[0]!, DLQ, env);
   return getQueueResult(batch, createExecutionContext());
 }
 

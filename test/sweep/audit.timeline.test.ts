@@ -95,11 +95,16 @@ describe("actors and evidence", () => {
     const ws = await makeWorkspace("audit-tracker");
     const run = await createQueued(ws, { initiator: "user:u_7" });
     const t = tracker(run.id);
-    await t.track({ runId: run.id, type: run.type, createdAt: run.createdAt });
-    expect(await t.claim({ runId: run.id, attempt: 1 })).toMatchObject({ ok: true });
+    await t.track({ runId: run.id, workspaceId: run.workspaceId, type: run.type, maxAttempts: run.maxAttempts, attempt: 0, dueAt: run.createdAt });
+    expect(await t.claim({ runId: run.id, dispatch: 1 })).toMatchObject({ ok: true });
     const silent = await ageTracker(run.id, P.heartbeatTimeoutMs + 2_000);
     await runAlarm(run.id);
-    const requeued = await ageTracker(run.id, P.staleQueuedAfterMs + 2_000);
+    // Dispatch 2 is re-sent twice, then declared stale.
+    for (let i = 0; i < 2; i++) {
+      await ageTracker(run.id, P.staleQueuedAfterMs / 3 + 1);
+      await runAlarm(run.id);
+    }
+    const requeued = await ageTracker(run.id, P.staleQueuedAfterMs / 3 + 1);
     await runAlarm(run.id);
 
     const events = await eventsOf(run.id);
@@ -107,6 +112,8 @@ describe("actors and evidence", () => {
       ["run.queued", "user:u_7"],
       ["run.attempt_started", "system:consumer"],
       ["run.attempt_lost", "system:tracker"],
+      ["run.redispatched", "system:tracker"],
+      ["run.redispatched", "system:tracker"],
       ["run.reconciled", "system:tracker"],
     ]);
     expect(byAction(events, "run.attempt_lost").metadata).toMatchObject({
@@ -124,7 +131,13 @@ describe("actors and evidence", () => {
       to: "completed",
       reason: "lifecycle.stale_queued",
       observed: { status: "queued", attempt: 1 },
-      evidence: { queuedSince: requeued.queuedSince, deadline: requeued.queuedSince + P.staleQueuedAfterMs, staleQueuedAfterMs: P.staleQueuedAfterMs },
+      evidence: {
+        dueAt: requeued.dispatch.dueAt,
+        deadline: requeued.dispatch.dueAt + P.staleQueuedAfterMs,
+        staleQueuedAfterMs: P.staleQueuedAfterMs,
+        dispatch: 2,
+        sends: 3,
+      },
       lastError: null,
     });
   });

@@ -153,20 +153,20 @@ describe("handleScheduled refuses to act on bad settings", () => {
   it.each(["0", "abc"])("RETENTION_DAYS = %j → ConfigError naming RETENTION_DAYS; nothing swept, nothing purged", async (value) => {
     const now = Date.now();
     const ws = await makeWorkspace("retention-config");
-    const overdue = await createQueued(ws);
+    const overdue = await createRunning(ws);
     await makeOverdue(overdue.id, 5_000);
     const expired = await terminalAt(ws, now - 40 * DAY_MS);
 
     const refused = handleScheduled(controller(), envWithVars({ RETENTION_DAYS: value }), { contract: goodContract });
     await expect(refused).rejects.toThrow(ConfigError);
     await expect(refused).rejects.toThrow(/RETENTION_DAYS/);
-    expect(await storedRow(overdue.id)).toMatchObject({ status: "queued" });
-    expect(await actionsOf(overdue.id)).toEqual(["run.queued"]);
+    expect(await storedRow(overdue.id)).toMatchObject({ status: "running" });
+    expect(await actionsOf(overdue.id)).toEqual(["run.queued", "run.attempt_started"]);
     expect(await exists(expired)).toBe(true);
 
     // With the configured value the same cron sweeps and purges them.
     await handleScheduled(controller(), env, { contract: goodContract });
-    expect(await storedRow(overdue.id)).toMatchObject({ status: "completed", reason_code: "lifecycle.stale_queued", reconciled_by: "sweep" });
+    expect(await storedRow(overdue.id)).toMatchObject({ status: "completed", reason_code: "lifecycle.stale_running", reconciled_by: "sweep" });
     expect(await exists(expired)).toBe(false);
   });
 

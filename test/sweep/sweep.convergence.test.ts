@@ -24,6 +24,7 @@ import {
   onlyEvent,
   storedRow,
   sweep,
+  unableTracker,
 } from "../support/sweep";
 
 beforeEach(drainOverdue);
@@ -34,7 +35,7 @@ describe("a queue failure that never reached normal finalization", () => {
   async function claimedThenNothing(name: string) {
     const ws = await makeWorkspace(name);
     const { run } = await createRun(ws, { steps: 3, stepMs: 0 });
-    expect(await tracker(run.id).claim({ runId: run.id, attempt: 1 })).toMatchObject({ ok: true });
+    expect(await tracker(run.id).claim({ runId: run.id, dispatch: 1 })).toMatchObject({ ok: true });
     expect(await storedRow(run.id)).toMatchObject({ status: "running", attempt: 1 });
     return { ws, run };
   }
@@ -47,9 +48,11 @@ describe("a queue failure that never reached normal finalization", () => {
     expect(await storedRow(run.id)).toMatchObject({ status: "queued", attempt: 1, reason_code: null });
     expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.attempt_lost"]);
 
-    // The redelivery never comes (the message was acked): the queued deadline fires.
-    await ageTracker(run.id, P.staleQueuedAfterMs + 1_000);
-    await runAlarm(run.id);
+    // Dispatch 2 is never claimed (nothing consumes it): re-sent twice, then the queued deadline fires.
+    for (let i = 0; i < 3; i++) {
+      await ageTracker(run.id, P.staleQueuedAfterMs / 3 + 1);
+      await runAlarm(run.id);
+    }
     const row = await storedRow(run.id);
     expect(row).toMatchObject({
       status: "completed",
@@ -58,7 +61,14 @@ describe("a queue failure that never reached normal finalization", () => {
       reason_code: "lifecycle.stale_queued",
       reconciled_by: "tracker_alarm",
     });
-    expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.attempt_lost", "run.reconciled"]);
+    expect(await actionsOf(run.id)).toEqual([
+      "run.queued",
+      "run.attempt_started",
+      "run.attempt_lost",
+      "run.redispatched",
+      "run.redispatched",
+      "run.reconciled",
+    ]);
     expect(displayOf(await getRun(run.id))).toMatchObject({ kind: "failed_reconciled", detector: "tracker_alarm" });
   });
 
@@ -72,7 +82,7 @@ describe("a queue failure that never reached normal finalization", () => {
     expect(report).toMatchObject({ examined: 1, reconciled: { "lifecycle.stale_running": 1 }, refreshed: 0, trackerUnavailable: 0, lostRace: 0 });
     const row = await storedRow(run.id);
     expect(row).toMatchObject({ status: "completed", outcome: "failed", attempt: 1, reason_code: "lifecycle.stale_running", reconciled_by: "sweep" });
-    expect(diagnosticsOf(row).evidence).toMatchObject({ tracker: "overdue (heartbeat_lost)", attempt: 1, maxAttempts: P.maxAttempts });
+    expect(diagnosticsOf(row).evidence).toMatchObject({ tracker: "overdue by its own clock (heartbeat_lost)", attempt: 1, maxAttempts: P.maxAttempts });
     await onlyEvent(run.id, "run.reconciled");
 
     // The late alarm finds the run terminal: it follows D1 and writes nothing.
@@ -84,7 +94,7 @@ describe("a queue failure that never reached normal finalization", () => {
 });
 
 describe("a queued run that was never claimed and whose tracker holds no state", () => {
-  it("converges as lifecycle.stale_queued via the sweep", async () => {
+  it("is adopted by the sweep: handed to its tracker, which dispatches it and moves D1's deadline; no verdict", async () => {
     const ws = await makeWorkspace("conv-queued");
     const run = await createQueued(ws);
     const aged = await makeOverdue(run.id, 1_000);
@@ -92,10 +102,27 @@ describe("a queued run that was never claimed and whose tracker holds no state",
     expect(displayOf(await getRun(run.id))).toMatchObject({ kind: "queued_overdue", live: false });
 
     const report = await sweep();
-    expect(report).toMatchObject({ examined: 1, reconciled: { "lifecycle.stale_queued": 1 }, trackerUnavailable: 0, lostRace: 0, failed: 0 });
+    expect(report).toMatchObject({ examined: 1, adopted: 1, reconciled: {}, trackerUnavailable: 0, lostRace: 0, failed: 0 });
+    const row = await storedRow(run.id);
+    expect(row).toMatchObject({ status: "queued", attempt: 0, reason_code: null, reconciled_by: null });
+    const held = await trackerState(run.id);
+    expect(held).toMatchObject({ status: "queued", dispatch: { n: 1, sends: 1, claimed: false } });
+    expect(row.deadline_at).toBe(held!.dispatch.dueAt + P.staleQueuedAfterMs);
+    expect(await actionsOf(run.id)).toEqual(["run.queued"]);
+    // A second sweep finds nothing overdue.
+    expect((await sweep()).examined).toBe(0);
+  });
+
+  it("when even its tracker cannot be reached, the sweep resolves it lifecycle.stale_queued with that evidence", async () => {
+    const ws = await makeWorkspace("conv-queued");
+    const run = await createQueued(ws);
+    const aged = await makeOverdue(run.id, 1_000);
+
+    const report = await sweep({ tracker: unableTracker("rejects").tracker });
+    expect(report).toMatchObject({ examined: 1, reconciled: { "lifecycle.stale_queued": 1 }, trackerUnavailable: 1, lostRace: 0, failed: 0 });
     const row = await storedRow(run.id);
     expect(row).toMatchObject({ status: "completed", outcome: "failed", attempt: 0, reason_code: "lifecycle.stale_queued", reconciled_by: "sweep", started_at: null });
-    expect(diagnosticsOf(row).evidence).toMatchObject({ tracker: "no state", attempt: 0, deadlineAt: aged.deadline_at });
+    expect(diagnosticsOf(row).evidence).toMatchObject({ tracker: "unavailable: injected: tracker unreachable", attempt: 0, deadlineAt: aged.deadline_at });
     const event = await onlyEvent(run.id, "run.reconciled");
     expect(event).toMatchObject({ actor: "system:sweep", metadata: { from: "queued", to: "completed", reason: "lifecycle.stale_queued" } });
     expect(displayOf(await getRun(run.id))).toMatchObject({ kind: "failed_reconciled", detector: "sweep" });
@@ -124,7 +151,7 @@ describe("a run whose type was removed by a deploy", () => {
     expect(await storedRow(run.id)).toMatchObject({ status: "queued" });
 
     await makeOverdue(run.id, 1_000, now);
-    const report = await sweep();
+    const report = await sweep({ tracker: unableTracker("rejects").tracker });
     expect(report).toMatchObject({ examined: 1, reconciled: { "lifecycle.stale_queued": 1 } });
     expect(await storedRow(run.id)).toMatchObject({ status: "completed", outcome: "failed", reason_code: "lifecycle.stale_queued", reconciled_by: "sweep" });
     expect(diagnosticsOf(await storedRow(run.id)).thresholds).toMatchObject({ staleQueuedAfterMs: FALLBACK_POLICY.staleQueuedAfterMs });

@@ -130,7 +130,7 @@ describe("a zombie attempt still running", () => {
       if (c.method === "claim" && c.answer.ok) {
         lost = ageTracker(run.id, SILENT_MS)
           .then(() => runAlarm(run.id))
-          .then(() => tracker(run.id).claim({ runId: run.id, dispatch: 2 }));
+          .then(async (): Promise<unknown> => await tracker(run.id).claim({ runId: run.id, dispatch: 2 }));
       }
     });
 
