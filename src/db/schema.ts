@@ -88,9 +88,11 @@ export const operationRuns = sqliteTable(
     // A terminal run has no deadline; a live one always has one (the sweep relies on it).
     check("operation_runs_deadline_ck", sql`(${t.status} = 'completed') = (${t.deadlineAt} IS NULL)`),
     check("operation_runs_attempt_ck", sql`${t.attempt} >= 0 AND ${t.attempt} <= ${t.maxAttempts}`),
-    // The sweep: overdue non-terminal runs, oldest deadline first. Partial, so
-    // it holds only live runs and its size never grows with history.
-    index("operation_runs_deadline_live_idx").on(t.deadlineAt).where(sql`${t.status} <> 'completed'`),
+    // The sweep: overdue non-terminal runs, oldest deadline first, by keyset on
+    // (deadline_at, id) so a page it could not resolve is never read twice in one
+    // sweep, without a sort. Partial, so it holds only live runs and its size
+    // never grows with history.
+    index("operation_runs_deadline_live_idx").on(t.deadlineAt, t.id).where(sql`${t.status} <> 'completed'`),
     // Keyset listing per workspace, newest first (ids are time-ordered).
     index("operation_runs_workspace_id_idx").on(t.workspaceId, t.id),
     index("operation_runs_workspace_status_id_idx").on(t.workspaceId, t.status, t.id),

@@ -15,7 +15,7 @@ import { RUN_COLUMNS, rowToRecord, type RunRecord, type RunRow } from "./records
  * read proportional to overdue runs, not to history.
  */
 export const OVERDUE_RUNS_SQL = `SELECT ${RUN_COLUMNS} FROM operation_runs
-  WHERE status <> 'completed' AND deadline_at < ?1 AND deadline_at >= ?3 AND (deadline_at > ?3 OR id > ?4)
+  WHERE status <> 'completed' AND deadline_at < ?1 AND (deadline_at > ?3 OR (deadline_at = ?3 AND id > ?4))
   ORDER BY deadline_at, id LIMIT ?2`;
 
 /** Where the next page of overdue runs starts (exclusive). */

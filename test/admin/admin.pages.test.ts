@@ -345,7 +345,9 @@ describe("run page", () => {
     expect(e.classes).toContain("callout--bad");
     expect(e.title).toBe(`Failed: ${explainReason("handler.error").title}`);
     expect(e.explain).toEqual(expectedExplain("handler.error"));
-    expect(squash((await one(html, "[data-failure-message]")).text)).toBe("Attempt 1 of 3 failed: connection refused by db-7");
+    // A viewer reads the operator-safe sentence; the raw error text stays in diagnostics.
+    expect(squash((await one(html, "[data-failure-message]")).text)).toBe("Attempt 1 of 3 failed with an error; the error is in diagnostics.");
+    expect(html).not.toContain("connection refused by db-7");
     expect(html).not.toContain("Reconciled by the lifecycle machinery");
     expect(html).not.toContain("The outcome was decided by");
     expect((await one(html, "#run-summary")).attrs["data-display"]).toBe("failed");

@@ -50,8 +50,8 @@ async function bulkInsert(workspaceId: string, prefix: string, count: number, st
 
 describe("EXPLAIN QUERY PLAN", () => {
   it("OVERDUE_RUNS_SQL searches the partial index operation_runs_deadline_live_idx, already in deadline order", async () => {
-    const detail = await plan(OVERDUE_RUNS_SQL, [Date.now(), 100]);
-    expect(detail).toEqual([expect.stringMatching(/^SEARCH operation_runs USING INDEX operation_runs_deadline_live_idx \(deadline_at<\?\)$/)]);
+    const detail = await plan(OVERDUE_RUNS_SQL, [Date.now(), 100, -1, ""]);
+    expect(detail).toEqual([expect.stringMatching(/^SEARCH operation_runs USING INDEX operation_runs_deadline_live_idx \(deadline_at>\? AND deadline_at<\?\)$/)]);
     expect(detail.join("\n")).not.toMatch(/TEMP B-TREE/);
   });
 

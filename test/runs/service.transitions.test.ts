@@ -200,7 +200,8 @@ describe("failAttempt", () => {
       attempt: P.maxAttempts,
       reason_code: "handler.error",
       reconciled_by: null,
-      failure_message: `Attempt ${P.maxAttempts} of ${P.maxAttempts} failed: boom last`,
+      // Operator-safe: the raw error text stays in diagnostics.
+      failure_message: `Attempt ${P.maxAttempts} of ${P.maxAttempts} failed with an error; the error is in diagnostics.`,
       deadline_at: null,
       completed_at: now,
     });

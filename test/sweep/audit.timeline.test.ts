@@ -289,7 +289,9 @@ describe("redaction", () => {
     if (typeof stored !== "string") throw new Error("run.failed has no error text");
     const row = await storedRow(run.id);
     const lastError = diagnosticsOf(row).lastError?.message ?? "";
-    for (const text of [stored, lastError, row.failure_message ?? ""]) {
+    // The operator-facing sentence carries none of the raw text (contract section 1).
+    expect(row.failure_message).toBe(`Attempt ${P.maxAttempts} of ${P.maxAttempts} failed with an error; the error is in diagnostics.`);
+    for (const text of [stored, lastError]) {
       expect(text).not.toContain("abc.def.ghi");
       expect(text).not.toContain("hunter2");
       expect(text).toContain("password=[redacted]");

@@ -5,6 +5,7 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import type { SweepTracker } from "../../src/sweep/sweep";
+import type { TrackerStatus } from "../../src/tracker";
 import { makeWorkspace } from "../support/fixtures";
 import {
   actionsOf,
@@ -58,6 +59,7 @@ function budgetScenario(start: number, after: number) {
         return inner.status();
       },
       refresh: () => inner.refresh(),
+      track: (req) => inner.track(req),
     };
   };
   return { clock: () => (jumped ? start + BUDGET_MS + 1 : start), tracker, asked };
@@ -122,4 +124,54 @@ describe("bounded batches and time budget", () => {
     expect(next).toMatchObject({ examined: 1, failed: 0, reconciled: { "lifecycle.stale_queued": 1 } });
     expect(await actionsOf(poisoned)).toEqual(["run.queued", "run.reconciled"]);
   });
+
+  it("runs its tracker vouches for but cannot refresh do not starve the runs behind them (issue 9, item 9)", async () => {
+    const ws = await makeWorkspace("budget-starve");
+    const now = Date.now();
+    const order = await overdueRuns(ws, 13, now);
+    const vouched = new Set(order.slice(0, 10));
+    const tracker = (runId: string): SweepTracker =>
+      vouched.has(runId)
+        ? {
+            status: async () => ({ ...(await realStatus(runId)), vouches: true }) as TrackerStatus,
+            refresh: () => new Promise<never>(() => {}),
+            track: () => Promise.reject(new Error("not used")),
+          }
+        : unableTracker("rejects").tracker(runId);
+
+    const report = await sweep({ batchSize: 5, trackerTimeoutMs: 20, tracker });
+    expect(report).toMatchObject({ examined: 13, vouched: 10, reconciled: { "lifecycle.stale_queued": 3 }, stoppedBy: "drained", failed: 0 });
+    for (const id of order) expect(await statusOf(id)).toBe(vouched.has(id) ? "queued" : "completed");
+    // Give the vouched runs real deadlines so later sweeps in this file leave them be.
+    for (const id of vouched) await setDeadline(id, Date.now() + 600_000);
+  });
 });
+
+/** A known tracker's answer shape for a queued run (the stub above marks it vouching). */
+async function realStatus(runId: string): Promise<TrackerStatus> {
+  const run = await storedRow(runId);
+  return {
+    known: true,
+    state: {
+      v: 2,
+      runId,
+      workspaceId: run.workspace_id,
+      type: run.type,
+      status: "queued",
+      attempt: 0,
+      maxAttempts: run.max_attempts,
+      dispatch: { n: 1, dueAt: run.created_at, claimed: false, sends: 1, sentAt: run.created_at },
+      lastHeartbeatAt: null,
+      lastFlushedAt: null,
+      progress: null,
+      pending: null,
+      applied: null,
+      errors: [],
+      failures: 0,
+      retryAt: null,
+      completedAt: null,
+    },
+    action: { kind: "wait", until: Date.now() + 60_000 },
+    vouches: true,
+  };
+}

@@ -30,9 +30,9 @@ import {
 
 beforeEach(drainOverdue);
 
-/** An overdue run the sweep must reconcile: proof that the sweep did run. */
+/** An overdue run the sweep must reconcile (running, no tracker holds it): proof that the sweep did run. */
 async function overdueControl(ws: string): Promise<string> {
-  const run = await createQueued(ws);
+  const run = await createRunning(ws);
   await makeOverdue(run.id, 10_000);
   return run.id;
 }
@@ -47,7 +47,7 @@ describe("fresh runs are never touched", () => {
     const before = { queued: await storedRow(queued.id), running: await storedRow(running.id) };
 
     const report = await sweep();
-    expect(report).toMatchObject({ examined: 1, reconciled: { "lifecycle.stale_queued": 1 }, refreshed: 0 });
+    expect(report).toMatchObject({ examined: 1, reconciled: { "lifecycle.stale_running": 1 }, refreshed: 0 });
     expect(await storedRow(control)).toMatchObject({ status: "completed", reconciled_by: "sweep" });
 
     expect(await storedRow(queued.id)).toEqual(before.queued);
@@ -62,7 +62,7 @@ describe("fresh runs are never touched", () => {
     const ws = await makeWorkspace("fresh-long");
     const { run } = await createRun(ws, { steps: 3, stepMs: 0 });
     const t = tracker(run.id);
-    expect(await t.claim({ runId: run.id, attempt: 1 })).toMatchObject({ ok: true });
+    expect(await t.claim({ runId: run.id, dispatch: 1 })).toMatchObject({ ok: true });
     const progress = { total: 3, processed: 2, succeeded: 2, failed: 0 };
     expect(await t.heartbeat({ attempt: 1, progress })).toEqual({ ok: true });
     const beat = (await trackerState(run.id))!;
@@ -73,7 +73,7 @@ describe("fresh runs are never touched", () => {
     const control = await overdueControl(ws);
 
     const report = await sweep();
-    expect(report).toMatchObject({ examined: 2, refreshed: 1, reconciled: { "lifecycle.stale_queued": 1 }, lostRace: 0, trackerUnavailable: 0 });
+    expect(report).toMatchObject({ examined: 2, vouched: 1, refreshed: 1, reconciled: { "lifecycle.stale_running": 1 }, lostRace: 0, trackerUnavailable: 0 });
     expect(await storedRow(control)).toMatchObject({ status: "completed" });
 
     const row = await storedRow(run.id);
@@ -96,7 +96,7 @@ describe("fresh runs are never touched", () => {
     expect((await sweep()).examined).toBe(0);
 
     // Finish the attempt so its alarm has nothing to find later in this file.
-    expect(await t.complete({ runId: run.id, attempt: 1, outcome: "succeeded", progress })).toEqual({ ok: true, status: "completed" });
+    expect(await t.report({ kind: "result", attempt: 1, outcome: "succeeded", progress })).toEqual({ ok: true, applied: true, status: "completed" });
   });
 
   it("runs overdue by less than the grace are left to their tracker; one millisecond past it they are the sweep's", async () => {
@@ -131,31 +131,41 @@ describe("fresh runs are never touched", () => {
     const run = await createRunning(ws);
     const aged = await makeOverdue(run.id, 1_000);
     const control = await overdueControl(ws);
+    const now = Date.now();
     const vouching = answeringTracker(
       (runId) =>
         runId === run.id
           ? {
               known: true,
               state: {
+                v: 2,
                 runId,
+                workspaceId: ws,
                 type: run.type,
                 status: "running",
                 attempt: 1,
-                lastHeartbeatAt: Date.now(),
+                maxAttempts: run.maxAttempts,
+                dispatch: { n: 1, dueAt: aged.created_at, claimed: true, sends: 1, sentAt: aged.created_at },
+                lastHeartbeatAt: now,
                 lastFlushedAt: aged.last_heartbeat_at,
                 progress: null,
-                queuedSince: aged.created_at,
+                pending: null,
+                applied: null,
+                errors: [],
+                failures: 0,
+                retryAt: null,
                 completedAt: null,
               },
-              action: { kind: "wait", until: Date.now() + P.heartbeatTimeoutMs },
+              action: { kind: "wait", until: now + P.heartbeatTimeoutMs },
+              vouches: true,
             }
           : { known: false },
       "hangs",
     );
 
     const { value: report, json } = await capturingErrors(() => sweep({ tracker: vouching, trackerTimeoutMs: 50 }));
-    expect(json).toEqual([{ level: "error", event: "sweep.run_failed", runId: run.id, error: "no answer within 50 ms" }]);
-    expect(report).toMatchObject({ examined: 2, reconciled: { "lifecycle.stale_queued": 1 }, refreshed: 0, failed: 1 });
+    expect(json).toEqual([]);
+    expect(report).toMatchObject({ examined: 2, reconciled: { "lifecycle.stale_running": 1 }, vouched: 1, refreshed: 0, failed: 0 });
     expect(await storedRow(control)).toMatchObject({ status: "completed" });
     // The tracker said the attempt is alive: the sweep must not kill it on a timeout.
     expect(await storedRow(run.id)).toMatchObject({ status: "running", reconciled_by: null });

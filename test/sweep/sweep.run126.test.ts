@@ -37,11 +37,11 @@ async function lastAttemptGoneSilentViaTracker(ws: string) {
   const { run } = await createRun(ws, { steps: 5, stepMs: 0 });
   const t = tracker(run.id);
   for (const attempt of [1, 2]) {
-    expect(await t.claim({ runId: run.id, attempt })).toMatchObject({ ok: true });
-    const failed = await t.fail({ runId: run.id, attempt, reason: "handler.error", retryable: true, message: `${ORIGINAL_ERROR} #${attempt}` });
-    expect(failed).toEqual({ ok: true, status: "queued" });
+    expect(await t.claim({ runId: run.id, dispatch: attempt })).toMatchObject({ ok: true, run: { attempt } });
+    const failed = await t.report({ kind: "failure", attempt, reason: "handler.error", retryable: true, message: `${ORIGINAL_ERROR} #${attempt}` });
+    expect(failed).toEqual({ ok: true, applied: true, status: "queued" });
   }
-  expect(await t.claim({ runId: run.id, attempt: 3 })).toMatchObject({ ok: true, takeover: false });
+  expect(await t.claim({ runId: run.id, dispatch: 3 })).toMatchObject({ ok: true, run: { attempt: 3 } });
   expect(await t.heartbeat({ attempt: 3, progress: { total: 5, processed: 2, succeeded: 2, failed: 0 } })).toEqual({ ok: true });
   return run;
 }
