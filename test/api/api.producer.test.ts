@@ -1,16 +1,17 @@
 /**
- * Accepting a run when the queue is down: the API still answers 202, because
- * the run is recorded in D1 and its tracker's queued deadline is armed, so it
- * converges (contract section 4: `lifecycle.stale_queued` within
- * staleQueuedAfterMs) instead of staying queued forever.
+ * Accepting a run (contract v2 section 4): the API answers 202 only once the
+ * run's tracker holds it — the tracker is the outbox that sends dispatch 1 and
+ * retries it. A run its tracker could not take is answered 503 (never a 202 for
+ * a run nobody will dispatch), and a replay with the same Idempotency-Key hands
+ * it over again: the replay heals it (issue 9, input 5). A queue that refuses
+ * the send is the tracker's to retry (test/tracker/tracker.stale-queued.test.ts).
  */
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { policyFor } from "../../src/operations";
-import { operationMessage } from "../../src/queue/messages";
 import { trackerFor } from "../../src/tracker";
-import { DEMO_BODY, apiClient, bodyOf, callWith, failingQueue, postInit, recordingQueue, runEnvelope } from "../support/api";
+import { trackerState } from "../support/execution";
+import { DEMO_BODY, apiClient, bodyOf, callWith, expectProblem, postInit, runEnvelope } from "../support/api";
 import { eventsOf, storedRow } from "../support/runs";
 
 const P = policyFor("demo.work");
@@ -41,102 +42,42 @@ function loggedEvents(spy: { mock: { calls: unknown[][] } }): Array<Record<strin
   });
 }
 
-describe("POST /api/v1/runs when the queue send fails", () => {
+describe("POST /api/v1/runs and the run's tracker", () => {
   afterEach(() => {
     vi.restoreAllMocks();
   });
 
-  it("answers 202, records the run queued, and arms its tracker's queued deadline", async () => {
-    const client = await apiClient("queue-down");
-    const queue = failingQueue();
+  it("202 once the tracker holds the run: dispatch 1 stored and sent, nothing logged as failed", async () => {
+    const client = await apiClient("tracked");
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
-
-    const res = await callWith({ OPERATIONS_QUEUE: queue.queue }, "/api/v1/runs", postInit(client.token, DEMO_BODY));
-    expect(queue.attempts()).toBe(1);
+    const res = await callWith({}, "/api/v1/runs", postInit(client.token, DEMO_BODY));
     expect(res.status).toBe(202);
     const { run } = await bodyOf(res, runEnvelope);
-    expect(res.headers.get("location")).toBe(`/api/v1/runs/${run.id}`);
-    expect(run).toMatchObject({ status: "queued", displayState: "queued", attempt: 0 });
-    const createdAt = Date.parse(run.createdAt);
-
-    const row = await storedRow(run.id);
-    expect(row).toMatchObject({
-      workspace_id: client.workspaceId,
-      status: "queued",
-      outcome: "pending",
-      attempt: 0,
-      deadline_at: createdAt + P.staleQueuedAfterMs,
-    });
-    expect((await eventsOf(run.id)).map((e) => e.action)).toEqual(["run.queued"]);
-
-    const tracker = trackerFor(env, run.id);
-    const { status, alarm } = await runInDurableObject(tracker, async (instance, state) => ({
-      status: await instance.status(),
-      alarm: await state.storage.getAlarm(),
-    }));
-    expect(status).toEqual({
-      known: true,
-      state: {
-        runId: run.id,
-        type: "demo.work",
-        status: "queued",
-        attempt: 0,
-        lastHeartbeatAt: null,
-        lastFlushedAt: null,
-        progress: null,
-        queuedSince: createdAt,
-        completedAt: null,
-      },
-      action: { kind: "wait", until: createdAt + P.staleQueuedAfterMs },
-    });
-    // The one alarm is set at that deadline: the tracker will reconcile it without any message.
-    expect(alarm).toBe(createdAt + P.staleQueuedAfterMs);
-
-    // Surfaced, not swallowed: one structured line says which run and what will happen to it.
-    const failed = loggedEvents(errors).filter((l) => l["event"] === "producer.send_failed");
-    expect(failed).toHaveLength(1);
-    expect(failed[0]).toMatchObject({ level: "error", runId: run.id });
-    expect(String(failed[0]?.["consequence"])).toContain("lifecycle.stale_queued");
-  });
-
-  it("with the tracker unreachable too, still 202: the D1 deadline lets the sweep find the run", async () => {
-    const client = await apiClient("all-down");
-    const queue = failingQueue();
-    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
-
-    const res = await callWith(
-      { OPERATIONS_QUEUE: queue.queue, RUN_TRACKER: unreachableTrackers() },
-      "/api/v1/runs",
-      postInit(client.token, DEMO_BODY),
-    );
-    expect(res.status).toBe(202);
-    const { run } = await bodyOf(res, runEnvelope);
-    const row = await storedRow(run.id);
-    expect(row).toMatchObject({ status: "queued", deadline_at: Date.parse(run.createdAt) + P.staleQueuedAfterMs });
-    const events = loggedEvents(errors).map((l) => l["event"]);
-    expect(events).toContain("producer.track_failed");
-    expect(events).toContain("producer.send_failed");
-    // The real tracker of this run was never told about it.
-    expect(await trackerFor(env, run.id).status()).toEqual({ known: false });
-  });
-
-  it("a healthy queue gets the message after the tracker is armed, and nothing is logged as failed", async () => {
-    const client = await apiClient("queue-up");
-    const q = recordingQueue();
-    const trackerKnewAtSend: boolean[] = [];
-    const send = q.queue.send.bind(q.queue);
-    q.queue.send = async (message, options) => {
-      const runId = operationMessage.parse(message).runId;
-      trackerKnewAtSend.push((await trackerFor(env, runId).status()).known);
-      return send(message, options);
-    };
-    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
-    const res = await callWith({ OPERATIONS_QUEUE: q.queue }, "/api/v1/runs", postInit(client.token, DEMO_BODY));
-    expect(res.status).toBe(202);
-    const { run } = await bodyOf(res, runEnvelope);
-    expect(q.sent).toEqual([{ v: 1, runId: run.id, workspaceId: client.workspaceId, type: "demo.work" }]);
-    expect(trackerKnewAtSend).toEqual([true]);
-    expect(await trackerFor(env, run.id).status()).toMatchObject({ known: true, state: { status: "queued", attempt: 0 } });
+    expect(await trackerState(run.id)).toMatchObject({ status: "queued", attempt: 0, dispatch: { n: 1, sends: 1, claimed: false } });
     expect(loggedEvents(errors).map((l) => l["event"])).toEqual([]);
+  });
+
+  it("the tracker unreachable: 503 naming the run (not a 202), and a replay with the same Idempotency-Key hands it over", async () => {
+    const client = await apiClient("untracked");
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const init = () => postInit(client.token, DEMO_BODY, { "idempotency-key": "heal-me" });
+
+    const res = await callWith({ RUN_TRACKER: unreachableTrackers() }, "/api/v1/runs", init());
+    const problem = await expectProblem(res, 503);
+    expect(problem.type).toBe("https://oplife.dev/problems/not-scheduled");
+    expect(res.headers.get("retry-after")).toBe("5");
+    const runId = String(problem["runId"]);
+    expect(loggedEvents(errors).map((l) => l["event"])).toContain("producer.track_failed");
+    // Recorded, with its D1 deadline (the sweep adopts it if nobody replays), but no tracker holds it.
+    const row = await storedRow(runId);
+    expect(row).toMatchObject({ status: "queued", attempt: 0 });
+    expect(row.deadline_at).toBe(row.created_at + P.staleQueuedAfterMs);
+    expect(await trackerFor(env, runId).status()).toEqual({ known: false });
+
+    const replay = await callWith({}, "/api/v1/runs", init());
+    expect(replay.status).toBe(200);
+    expect((await bodyOf(replay, runEnvelope)).run.id).toBe(runId);
+    expect(await trackerState(runId)).toMatchObject({ status: "queued", dispatch: { n: 1, sends: 1 } });
+    expect((await eventsOf(runId)).map((e) => e.action)).toEqual(["run.queued"]);
   });
 });

@@ -8,6 +8,7 @@
  * `run.queued` event); tests that need the run to stay queued use a
  * recording queue instead.
  */
+import { trackerState } from "../support/execution";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { policyFor } from "../../src/operations";
@@ -116,7 +117,7 @@ describe("POST /api/v1/runs accepts a run", () => {
     });
   });
 
-  it("stores the run queued with its stale-queued deadline and sends one message that points at it", async () => {
+  it("stores the run queued with its stale-queued deadline; its tracker holds dispatch 1 and sent it once", async () => {
     const client = await apiClient("message");
     const q = recordingQueue();
     const res = await callWith({ OPERATIONS_QUEUE: q.queue }, "/api/v1/runs", postInit(client.token, DEMO_BODY));
@@ -135,8 +136,14 @@ describe("POST /api/v1/runs accepts a run", () => {
       reconciled_by: null,
       deadline_at: Date.parse(run.createdAt) + DEMO_POLICY.staleQueuedAfterMs,
     });
-    // The message is a pointer to the run, never its input (D1 is the record).
-    expect(q.sent).toEqual([{ v: 1, runId: run.id, workspaceId: client.workspaceId, type: "demo.work" }]);
+    // The tracker, the run's outbox, sent dispatch 1 (a pointer to the run, never its input).
+    expect(q.sent).toEqual([]);
+    expect(await trackerState(run.id)).toMatchObject({
+      runId: run.id,
+      workspaceId: client.workspaceId,
+      status: "queued",
+      dispatch: { n: 1, sends: 1, claimed: false, dueAt: Date.parse(run.createdAt) },
+    });
   });
 });
 
@@ -160,7 +167,8 @@ describe("Idempotency-Key", () => {
     expect(await runsWithKey(client.workspaceId, "order-42")).toEqual([a.id]);
     expect(await runsInWorkspace(client.workspaceId)).toBe(1);
     expect((await queuedEventsOf(client.workspaceId)).map((e) => e.subjectId)).toEqual([a.id]);
-    expect(q.sent).toHaveLength(1);
+    // The replay handed the run to its tracker again: a no-op, nothing re-sent.
+    expect(await trackerState(a.id)).toMatchObject({ dispatch: { n: 1, sends: 1 } });
   });
 
   it("the same input with its keys in another order is the same request", async () => {
@@ -216,7 +224,7 @@ describe("Idempotency-Key", () => {
 
     expect(await runsInWorkspace(client.workspaceId)).toBe(1);
     expect(await queuedEventsOf(client.workspaceId)).toHaveLength(1);
-    expect(q.sent).toHaveLength(1);
+    expect(await trackerState(run.id)).toMatchObject({ dispatch: { n: 1, sends: 1 } });
     expect(JSON.parse((await storedRow(run.id)).input)).toEqual(DEMO_BODY.input);
   });
 
