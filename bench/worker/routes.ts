@@ -152,15 +152,16 @@ async function route(request: Request, url: URL, env: BenchEnv, ctx: ExecutionCo
       return json({ trackers: states });
     }
 
-    // A second copy of each run's queue message: a duplicate delivery.
+    // A second copy of each run's current dispatch message: a duplicate delivery.
     case "POST /duplicate": {
       const q = await body(request, runIdsBody);
       const service = new RunService(env.DB, { policyFor, settings: DEFAULT_SETTINGS });
       let sent = 0;
       for (const runId of q.runIds) {
         const run = await service.getById(runId);
-        if (!run) continue;
-        await instrumentEnv(env).OPERATIONS_QUEUE.send(operationMessageFor(run), { contentType: "json" });
+        const tracked = await trackerFor(env, runId).status();
+        if (!run || !tracked.known) continue;
+        await instrumentEnv(env).OPERATIONS_QUEUE.send(operationMessageFor(run, tracked.state.dispatch.n), { contentType: "json" });
         sent++;
       }
       return json({ sent });
