@@ -9,6 +9,7 @@ import type { CreateAnswer, CreateRunInput, RunService } from "../runs";
 import { trackerFor } from "../tracker";
 import { log } from "../log";
 import { operationMessageFor } from "./messages";
+import { producerFor } from "./routing";
 
 export interface EnqueueResult {
   answer: CreateAnswer;
@@ -27,7 +28,7 @@ export async function enqueueRun(env: Env, service: RunService, req: CreateRunIn
     log.error("producer.track_failed", { runId: run.id, error });
   }
   try {
-    await env.OPERATIONS_QUEUE.send(operationMessageFor(run), { contentType: "json" });
+    await producerFor(env, policyFor(run.type).queue).send(operationMessageFor(run), { contentType: "json" });
     return { answer, sent: true };
   } catch (error) {
     log.error("producer.send_failed", {

@@ -45,7 +45,7 @@ function wrangler(opts: { work?: Partial<Consumer>; dlqConsumer?: boolean; crons
   ];
   if (opts.dlqConsumer !== false) consumers.push({ queue: "work-dlq", max_retries: 5 });
   return {
-    queues: { consumers, producers: [{ queue: "work" }, { queue: "work-dlq" }] },
+    queues: { consumers, producers: [{ queue: "work", binding: "WORK_QUEUE" }, { queue: "work-dlq", binding: "WORK_DLQ" }] },
     triggers: { crons: opts.crons ?? ["* * * * *"] },
   };
 }
@@ -76,23 +76,35 @@ describe("deploymentFromWranglerConfig", () => {
   it("maps consumers, producers and crons", () => {
     expect(deploymentFromWranglerConfig(wrangler())).toEqual({
       queueConsumers: [
-        { queue: "work", maxRetries: 2, retryDelaySeconds: 5, maxBatchTimeoutSeconds: 2, deadLetterQueue: "work-dlq" },
-        { queue: "work-dlq", maxRetries: 5, retryDelaySeconds: null, maxBatchTimeoutSeconds: 5, deadLetterQueue: null },
+        { queue: "work", maxRetries: 2, retryDelaySeconds: 5, maxBatchSize: 10, maxBatchTimeoutSeconds: 2, deadLetterQueue: "work-dlq" },
+        { queue: "work-dlq", maxRetries: 5, retryDelaySeconds: null, maxBatchSize: 10, maxBatchTimeoutSeconds: 5, deadLetterQueue: null },
       ],
-      queueProducers: ["work", "work-dlq"],
+      queueProducers: [
+        { queue: "work", binding: "WORK_QUEUE" },
+        { queue: "work-dlq", binding: "WORK_DLQ" },
+      ],
       crons: ["* * * * *"],
     });
   });
 
   it("falls back to Cloudflare's defaults where the config is silent or null", () => {
     const d = deploymentFromWranglerConfig({
-      queues: { consumers: [{ queue: "q", max_retries: null, retry_delay: null, max_batch_timeout: null, dead_letter_queue: null }] },
+      queues: {
+        consumers: [{ queue: "q", max_retries: null, retry_delay: null, max_batch_size: null, max_batch_timeout: null, dead_letter_queue: null }],
+      },
       triggers: { crons: null },
     });
     expect(d.queueConsumers).toEqual([
-      { queue: "q", maxRetries: QUEUE_DEFAULTS.maxRetries, retryDelaySeconds: null, maxBatchTimeoutSeconds: QUEUE_DEFAULTS.maxBatchTimeoutSeconds, deadLetterQueue: null },
+      {
+        queue: "q",
+        maxRetries: QUEUE_DEFAULTS.maxRetries,
+        retryDelaySeconds: null,
+        maxBatchSize: QUEUE_DEFAULTS.maxBatchSize,
+        maxBatchTimeoutSeconds: QUEUE_DEFAULTS.maxBatchTimeoutSeconds,
+        deadLetterQueue: null,
+      },
     ]);
-    expect(QUEUE_DEFAULTS).toEqual({ maxRetries: 3, maxBatchTimeoutSeconds: 5 });
+    expect(QUEUE_DEFAULTS).toEqual({ maxRetries: 3, maxBatchSize: 10, maxBatchTimeoutSeconds: 5 });
     expect(d.crons).toEqual([]);
     expect(deploymentFromWranglerConfig({})).toEqual({ queueConsumers: [], queueProducers: [], crons: [] });
   });
