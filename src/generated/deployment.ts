@@ -6,7 +6,7 @@ export const DEPLOYMENT: DeploymentSettings = {
   "queueConsumers": [
     {
       "queue": "operations",
-      "maxRetries": 2,
+      "maxRetries": 3,
       "retryDelaySeconds": 5,
       "maxBatchSize": 10,
       "maxBatchTimeoutSeconds": 2,

@@ -7,25 +7,17 @@
  * which answers duplicate (same attempt alive), fenced (older attempt) or
  * terminal, and the handler does not run again.
  */
-import { assertTimingContract, errorMessage, type ContractReport } from "../lifecycle";
+import { errorMessage } from "../lifecycle";
 import { getOperation, policyFor } from "../operations";
 import { trackerFor, type ClaimAnswer, type ReportAnswer } from "../tracker";
 import { log } from "../log";
-import { runtimeContract } from "../contract-runtime";
 import { runAttempt } from "./attempt";
 import { operationMessage } from "./messages";
 import { recordMalformed } from "./malformed";
 
-export interface ConsumerDeps {
-  contract: () => ContractReport;
-}
-
-const defaultDeps: ConsumerDeps = { contract: runtimeContract };
-
-export async function handleOperationsBatch(batch: MessageBatch<unknown>, env: Env, deps: ConsumerDeps = defaultDeps): Promise<void> {
-  // Refuse to run on a misaligned contract: throwing retries the batch, and the
-  // runs' trackers still converge them. The error names the rule and numbers.
-  assertTimingContract(deps.contract());
+// No timing-contract check here: a violated contract refuses new runs at acceptance
+// (the API), while runs already accepted keep converging (contract section 5).
+export async function handleOperationsBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   await Promise.all(
     batch.messages.map(async (message) => {
       try {
