@@ -1,17 +1,15 @@
 /** Wiring only: the Worker's entry points and the Durable Object class. */
 import { app } from "./app";
-import { deadLetterQueues } from "./contract-runtime";
-import { handleDeadLetterBatch } from "./queue/dead-letter";
-import { handleOperationsBatch } from "./queue/consumer";
+import { handleQueue, refuseForeignBatch } from "./queue/handler";
 import { handleScheduled } from "./sweep/scheduled";
 
 export { RunTracker } from "./tracker/run-tracker";
 
 export default {
   fetch: app.fetch,
-  async queue(batch: MessageBatch<unknown>, env: Env, _ctx?: ExecutionContext) {
-    if (deadLetterQueues().has(batch.queue)) await handleDeadLetterBatch(batch, env);
-    else await handleOperationsBatch(batch, env);
+  async queue(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext) {
+    // A queue this Worker consumes that carries none of our types: not ours to ack.
+    if (!(await handleQueue(batch, env, ctx))) refuseForeignBatch(batch);
   },
   async scheduled(controller: ScheduledController, env: Env, _ctx?: ExecutionContext) {
     await handleScheduled(controller, env);

@@ -3,14 +3,15 @@
  * Errors are reduced to their sanitised message: no stack reaches the logs'
  * consumers by accident (the platform keeps its own exception records).
  */
-import { errorMessage, redactMetadata } from "./lifecycle";
+import { errorMessage, redactField } from "./lifecycle";
 
 type Level = "debug" | "info" | "warn" | "error";
 
 function emit(level: Level, event: string, fields: Record<string, unknown>): void {
   const out: Record<string, unknown> = { level, event };
   for (const [k, v] of Object.entries(fields)) {
-    out[k] = v instanceof Error || k === "error" ? errorMessage(v) : redactMetadata(v);
+    // Field by field with its key, as nested metadata is: `messageId` keeps its id, `token` is masked.
+    out[k] = v instanceof Error || k === "error" ? errorMessage(v) : redactField(k, v);
   }
   const line = JSON.stringify(out);
   if (level === "error") console.error(line);

@@ -1,21 +1,37 @@
 /** The JSON API under /api/v1, with the one error path: problem+json. */
 import { Hono } from "hono";
+import { runtimeContract } from "../contract-runtime";
+import type { ContractReport } from "../lifecycle";
 import { log } from "../log";
 import type { ApiEnv } from "./auth";
 import { policiesApi } from "./policies";
 import { ApiProblem, problemResponse, problems } from "./problem";
 import { runsApi } from "./runs";
 
-export const api = new Hono<ApiEnv>();
+export interface ApiDeps {
+  /** The timing contract in force: the runtime's (checked once per isolate) unless a test puts another in force. */
+  contract: () => ContractReport;
+}
 
-api.route("/runs", runsApi);
-api.route("/policies", policiesApi);
+export function createApi(deps: ApiDeps = { contract: runtimeContract }): Hono<ApiEnv> {
+  const api = new Hono<ApiEnv>();
 
-api.notFound((c) => problemResponse(problems.notFound("route"), new URL(c.req.url).pathname));
+  api.use("*", async (c, next) => {
+    c.set("contract", deps.contract);
+    await next();
+  });
+  api.route("/runs", runsApi);
+  api.route("/policies", policiesApi);
 
-api.onError((error, c) => {
-  const instance = new URL(c.req.url).pathname;
-  if (error instanceof ApiProblem) return problemResponse(error, instance);
-  log.error("api.unhandled_error", { method: c.req.method, path: instance, error });
-  return problemResponse(problems.internal(), instance);
-});
+  api.notFound((c) => problemResponse(problems.notFound("route"), new URL(c.req.url).pathname));
+
+  api.onError((error, c) => {
+    const instance = new URL(c.req.url).pathname;
+    if (error instanceof ApiProblem) return problemResponse(error, instance);
+    log.error("api.unhandled_error", { method: c.req.method, path: instance, error });
+    return problemResponse(problems.internal(), instance);
+  });
+  return api;
+}
+
+export const api = createApi();

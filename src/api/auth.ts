@@ -5,13 +5,15 @@
  */
 import { createMiddleware } from "hono/factory";
 import { problems } from "./problem";
+import type { ContractReport } from "../lifecycle";
 
 export interface ApiPrincipal {
   workspaceId: string;
   tokenId: string;
 }
 
-export type ApiEnv = { Bindings: Env; Variables: { principal: ApiPrincipal } };
+/** `contract`: the timing contract in force, set by the API app (src/api/app.ts). */
+export type ApiEnv = { Bindings: Env; Variables: { principal: ApiPrincipal; contract: () => ContractReport } };
 
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));

@@ -1,7 +1,6 @@
 import { Hono } from "hono";
 import { DEFAULT_SETTINGS, RULES } from "../lifecycle";
 import { getOperation, operationTypes } from "../operations";
-import { runtimeContract } from "../contract-runtime";
 import { requireApiToken, type ApiEnv } from "./auth";
 
 /** `/api/v1/policies`: each type's policy and the timing contract report, rule by rule. */
@@ -10,7 +9,7 @@ export const policiesApi = new Hono<ApiEnv>();
 policiesApi.use("*", requireApiToken);
 
 policiesApi.get("/", (c) => {
-  const report = runtimeContract();
+  const report = c.get("contract")();
   return c.json({
     types: operationTypes().map((type) => {
       const op = getOperation(type)!;

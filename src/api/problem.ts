@@ -77,5 +77,14 @@ export const problems = {
       "This Idempotency-Key was used for a different request; a key must be reused only with the same type and input.",
       { runId },
     ),
+  /** New runs of a type whose timing rules are violated are refused; accepted runs keep converging (contract section 5). */
+  timingContractViolated: (type: string, violations: Array<{ rule: string; description: string }>) =>
+    new ApiProblem(
+      503,
+      "timing-contract-violated",
+      "Timing contract violated",
+      `New ${type} runs are refused until the deployment's timing contract holds: ${violations.map((v) => v.description).join("; ")}`,
+      { rules: [...new Set(violations.map((v) => v.rule))], violations: violations.map((v) => v.description) },
+    ),
   internal: () => new ApiProblem(500, "internal", "Internal error", "Something went wrong on our side; it has been logged."),
 };

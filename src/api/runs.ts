@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import { DEFAULT_SETTINGS, DISPLAY_STATES, RUN_STATUSES } from "../lifecycle";
+import { DEFAULT_SETTINGS, describeViolation, DISPLAY_STATES, RUN_STATUSES, violationsFor } from "../lifecycle";
 import { getOperation, operationTypes, registeredPolicies } from "../operations";
 import { displayStateCondition, listRuns } from "../runs";
 import { enqueueRun } from "../queue/producer";
@@ -92,6 +92,15 @@ runsApi.post(
         `The input is not valid for ${op.type}.`,
         // The registry names the input itself "(root)"; to the client that field is `input`.
         prepared.issues.map((i) => ({ path: i.path === "(root)" ? "input" : `input.${i.path}`, message: i.message })),
+      );
+    }
+    // A violated contract refuses new work of the type it concerns (contract section 5):
+    // accepting it would promise a time bound the deployment cannot keep.
+    const violated = violationsFor(c.get("contract")(), op.type);
+    if (violated.length > 0) {
+      throw problems.timingContractViolated(
+        op.type,
+        violated.map((v) => ({ rule: v.rule, description: describeViolation(v) })),
       );
     }
     const principal = c.get("principal");

@@ -6,8 +6,9 @@ export const DEPLOYMENT: DeploymentSettings = {
   "queueConsumers": [
     {
       "queue": "operations",
-      "maxRetries": 2,
+      "maxRetries": 3,
       "retryDelaySeconds": 5,
+      "maxBatchSize": 10,
       "maxBatchTimeoutSeconds": 2,
       "deadLetterQueue": "operations-dlq"
     },
@@ -15,13 +16,20 @@ export const DEPLOYMENT: DeploymentSettings = {
       "queue": "operations-dlq",
       "maxRetries": 5,
       "retryDelaySeconds": 10,
+      "maxBatchSize": 10,
       "maxBatchTimeoutSeconds": 2,
       "deadLetterQueue": null
     }
   ],
   "queueProducers": [
-    "operations",
-    "operations-dlq"
+    {
+      "queue": "operations",
+      "binding": "OPERATIONS_QUEUE"
+    },
+    {
+      "queue": "operations-dlq",
+      "binding": "OPERATIONS_DLQ"
+    }
   ],
   "crons": [
     "* * * * *"

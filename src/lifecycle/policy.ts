@@ -15,7 +15,7 @@ export interface LifecyclePolicy {
   staleQueuedAfterMs: number;
   /** The sweep's threshold for a running run, counted from its last flushed heartbeat. */
   staleRunningAfterMs: number;
-  /** Attempts in all, first included (T3: the queue's max_retries + 1). */
+  /** Attempts in all, first included; the run's tracker allocates them (not the queue's delivery count). */
   maxAttempts: number;
   /** Delay before a retryable failure is tried again (T4). */
   retryDelaySeconds: number;
@@ -32,7 +32,7 @@ export interface LifecycleSettings {
   heartbeatFlushIntervalMs: number;
   /** How far past its deadline the sweep waits, so the tracker normally wins (T6). */
   sweepGraceMs: number;
-  /** Slack for queue delivery beyond its batch timeout and retry delay (T5). */
+  /** Slack for queue delivery beyond its batch timeout, retry delay and batch hold (T5). */
   queueMarginMs: number;
 }
 

@@ -15,6 +15,7 @@ const SECRET_PATTERNS: RegExp[] = [
   /\b[A-Za-z0-9+/_-]{40,}={0,2}/g, // long base64-ish blobs
 ];
 
+/** The most an operator-facing message may hold, in Unicode code points (characters, not UTF-16 units). */
 export const MAX_MESSAGE_LENGTH = 500;
 
 /** "    at fn (file.js:1:2)", "at file.js:1:2", "at async Promise.all (index 0)": not "at least 3 items". */
@@ -30,7 +31,45 @@ function maskSecrets(text: string): string {
   return out;
 }
 
-/** An operator-safe one-paragraph message: no stack frames, no secrets, trimmed. */
+const ELLIPSIS = "…";
+
+function codePointCount(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+// Grapheme clusters (an emoji with its modifiers and joiners, a letter with its
+// accents) per Unicode UAX #29, so a cut never leaves half a character behind.
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+/**
+ * `text` cut to at most `max` code points (`max` ≥ 1), the last of them "…"
+ * when anything was cut. The cut falls on a grapheme-cluster boundary: a
+ * slice by UTF-16 units could split a surrogate pair, which D1 stores as
+ * invalid UTF-8 and the admin shows as U+FFFD. Apply it to the whole text as
+ * shown, after any prefix is added, so the prefix cannot push it past `max`.
+ */
+export function truncateText(text: string, max = MAX_MESSAGE_LENGTH): string {
+  // A UTF-16 length within the cap means a code-point count within it too.
+  if (text.length <= max || codePointCount(text) <= max) return text;
+  const budget = max - 1;
+  let out = "";
+  let used = 0;
+  for (const { segment } of graphemes.segment(text)) {
+    const size = codePointCount(segment);
+    if (used + size > budget) {
+      // A single cluster longer than the whole budget (pathological combining marks): cut it by code point.
+      if (used === 0) out = Array.from(segment).slice(0, budget).join("");
+      break;
+    }
+    out += segment;
+    used += size;
+  }
+  return `${out}${ELLIPSIS}`;
+}
+
+/** An operator-safe one-paragraph message: no stack frames, no secrets, at most `max` code points. */
 export function sanitizeMessage(text: string, max = MAX_MESSAGE_LENGTH): string {
   const withoutStack = text
     .split("\n")
@@ -38,8 +77,8 @@ export function sanitizeMessage(text: string, max = MAX_MESSAGE_LENGTH): string 
     .join(" ")
     .replace(/\s+/g, " ")
     .trim();
-  const masked = maskSecrets(withoutStack);
-  return masked.length > max ? `${masked.slice(0, max - 1)}…` : masked;
+  // Mask first: a cut through a secret could leave a part too short to match its pattern.
+  return truncateText(maskSecrets(withoutStack), max);
 }
 
 /** The operator-safe message of anything thrown. Never `String(e)` of an object, never the stack. */
@@ -67,11 +106,20 @@ export function redactMetadata(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.slice(0, 50).map((v) => redactMetadata(v, depth + 1));
   if (typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value).slice(0, 50)) {
-      if (ID_KEY.test(k) && typeof v === "string" && ID_VALUE.test(v) && !SECRET_KEY.test(k.replace(/Id$/, ""))) out[k] = v;
-      else out[k] = SECRET_KEY.test(k) ? "[redacted]" : redactMetadata(v, depth + 1);
-    }
+    for (const [k, v] of Object.entries(value).slice(0, 50)) out[k] = redactField(k, v, depth + 1);
     return out;
   }
   return undefined;
+}
+
+/**
+ * The redacted value of one named field (an entry of metadata or of a log
+ * line): masked under a secret-looking key, kept as is under an identifier
+ * key when it looks like an id (a queue message id is 32 hex characters,
+ * which the long-hex secret pattern would otherwise mask), else redacted as
+ * `redactMetadata` does.
+ */
+export function redactField(key: string, value: unknown, depth = 0): unknown {
+  if (ID_KEY.test(key) && typeof value === "string" && ID_VALUE.test(value) && !SECRET_KEY.test(key.replace(/Id$/, ""))) return value;
+  return SECRET_KEY.test(key) ? "[redacted]" : redactMetadata(value, depth);
 }

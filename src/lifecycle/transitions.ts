@@ -37,7 +37,8 @@ export type LifecycleEventType = LifecycleEvent["type"];
  * - `fenced`: the sender no longer holds the lease (an older attempt, or a
  *   detector whose observation is out of date);
  * - `duplicate`: the same attempt claimed twice (duplicate delivery);
- * - `exhausted`: a claim beyond `maxAttempts` (only when T3 is violated).
+ * - `exhausted`: a claim beyond `maxAttempts` (the tracker never asks for one; a
+ *   guard against a caller that does).
  */
 export type Refusal = "terminal" | "fenced" | "duplicate" | "exhausted";
 

@@ -65,8 +65,8 @@ export const demoWork = defineOperation({
   description: "Processes `steps` items, `stepMs` each; optional faults for every lifecycle path.",
   input: demoWorkInput,
   policy: {
-    timeoutMs: 300_000,
-    expectedRuntimeMs: 60_000,
+    timeoutMs: 60_000,
+    expectedRuntimeMs: 20_000,
     heartbeatIntervalMs: 1_000,
     heartbeatTimeoutMs: 5_000,
     staleQueuedAfterMs: 120_000,

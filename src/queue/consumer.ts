@@ -28,6 +28,8 @@ export class InvocationCrash extends Error {
 /** How often the consumer retries handing a report to the tracker (a reset on deploy, a brief outage). */
 export const REPORT_RETRIES = [250, 500, 1_000, 2_000, 4_000] as const;
 
+// No timing-contract check here: a violated contract refuses new runs at acceptance
+// (the API), while runs already accepted keep converging (contract section 5).
 export async function handleOperationsBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   let crash: (error: InvocationCrash) => void = () => {};
   const crashed = new Promise<never>((_, reject) => {

@@ -23,7 +23,9 @@ export async function recordMalformed(
   } catch {
     body = "[unserialisable body]";
   }
-  const fields = { queue, messageId: message.id, attempts: message.attempts, issues, body: body.slice(0, 500) };
+  // The body is capped where it is redacted (log and audit both redact, masking secrets before
+  // the cut); cutting it here first could leave half a secret too short to be recognised.
+  const fields = { queue, messageId: message.id, attempts: message.attempts, issues, body };
   log.error("queue.message_malformed", fields);
   try {
     await insertAuditEvent(env.DB, {

@@ -18,6 +18,7 @@ import {
   initialState,
   sanitizeMessage,
   storedDeadline,
+  truncateText,
   EMPTY_PROGRESS,
   type ExecutionReasonCode,
   type FinalOutcome,
@@ -570,7 +571,7 @@ export interface InfrastructureError {
 function attemptFailureSentence(attempt: number, maxAttempts: number, reason: ExecutionReasonCode, message: string): string {
   const which = `Attempt ${attempt} of ${maxAttempts}`;
   if (reason === "handler.error") return `${which} failed with an error; the error is in diagnostics.`;
-  return `${which} failed: ${message}`;
+  return truncateText(`${which} failed: ${message}`);
 }
 
 export function thresholdsOf(policy: LifecyclePolicy, settings: LifecycleSettings): Record<string, number> {

@@ -1,17 +1,15 @@
 /**
  * The cron entry (every minute): the reconciliation sweep, then retention.
- * It refuses to act on a violated timing contract or invalid configuration,
- * naming the rule or the variable, instead of running on them.
+ * It refuses to act on invalid configuration, naming the variable, instead of
+ * running on it. A violated timing contract does not stop it: the sweep keeps
+ * converging accepted runs while the API refuses new ones (contract section 5).
  */
-import { assertTimingContract, type ContractReport } from "../lifecycle";
-import { runtimeContract } from "../contract-runtime";
 import { runtimeConfig } from "../config";
 import { log } from "../log";
 import { purgeExpired } from "./retention";
 import { runSweep, type SweepOptions } from "./sweep";
 
 export interface ScheduledDeps {
-  contract: () => ContractReport;
   sweep?: Partial<SweepOptions>;
 }
 
@@ -20,9 +18,8 @@ const DAY_MS = 86_400_000;
 export async function handleScheduled(
   controller: Pick<ScheduledController, "scheduledTime" | "cron">,
   env: Env,
-  deps: ScheduledDeps = { contract: runtimeContract },
+  deps: ScheduledDeps = {},
 ): Promise<void> {
-  assertTimingContract(deps.contract());
   const config = runtimeConfig(env);
   const sweep = await runSweep(env.DB, env, {
     batchSize: config.SWEEP_BATCH_SIZE,

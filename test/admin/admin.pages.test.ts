@@ -570,16 +570,19 @@ describe("lifecycle page", () => {
     const ruleRows = await parseHtml(html, "tr[data-rule]");
     expect([...new Set(ruleRows.map((r) => r.attrs["data-rule"]))]).toEqual(["T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9"]);
     const S = DEFAULT_SETTINGS;
-    // The numbers, from the policy, the settings and wrangler.toml (max_retries 2, retry_delay 5 s, batch timeout 2 s, cron every minute).
+    // The numbers, from the policy, the settings and wrangler.toml (max_retries 3, retry_delay 5 s, batches of 10
+    // with a 2 s timeout, so T5 adds demo.work's timeout, the longest on the queue; cron every minute).
     const expected: Array<[string, number, number]> = [
       ["T1", P.timeoutMs + S.safetyMarginMs, S.consumerWallClockLimitMs],
       ["T2", P.heartbeatTimeoutMs, 3 * P.heartbeatIntervalMs],
-      ["T3", P.maxAttempts, 2 + 1],
+      ["T3", 3, 1],
       ["T4", P.retryDelaySeconds, 43_200],
       ["T4", P.retryDelaySeconds, 5],
-      ["T5", P.staleQueuedAfterMs, 2_000 + P.retryDelaySeconds * 1000 + S.queueMarginMs],
+      ["T5", P.staleQueuedAfterMs, 2_000 + P.retryDelaySeconds * 1000 + S.queueMarginMs + P.timeoutMs],
       ["T6", P.staleRunningAfterMs, P.heartbeatTimeoutMs + S.heartbeatFlushIntervalMs + S.sweepGraceMs],
       ["T7", 60_000, Math.min(P.staleQueuedAfterMs, P.staleRunningAfterMs)],
+      ["T8", 1, 1],
+      ["T8", 1, 1],
       ["T8", 1, 1],
       ["T9", P.expectedRuntimeMs, P.timeoutMs],
     ];

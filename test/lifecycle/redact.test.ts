@@ -1,6 +1,7 @@
 // Redaction: what reaches an operator has no stack frames, no secrets, and a bounded size.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { errorMessage, MAX_MESSAGE_LENGTH, redactMetadata, sanitizeMessage } from "../../src/lifecycle";
+import { errorMessage, MAX_MESSAGE_LENGTH, redactField, redactMetadata, sanitizeMessage, truncateText } from "../../src/lifecycle";
 
 const JWT =
   "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
@@ -65,6 +66,26 @@ describe("sanitizeMessage", () => {
     expect(sanitizeMessage("abcde", 5)).toBe("abcde");
   });
 
+  it("counts the cap in code points and cuts at a character boundary, never inside a surrogate pair", () => {
+    // 😀 is one code point, two UTF-16 units: a cut by units at 499 would keep only its high surrogate.
+    const words = "ab ".repeat(166); // 498 characters (words, so no secret pattern matches)
+    const text = `${words}😀${"b".repeat(10)}`;
+    const out = sanitizeMessage(text);
+    expect(out.isWellFormed()).toBe(true);
+    expect(out).toBe(`${words}😀…`);
+    expect([...out]).toHaveLength(MAX_MESSAGE_LENGTH);
+
+    const emoji = sanitizeMessage("😀".repeat(600));
+    expect(emoji).toBe(`${"😀".repeat(499)}…`);
+    expect(emoji.isWellFormed()).toBe(true);
+  });
+
+  it("an error's name prefix is inside the cap", () => {
+    const out = errorMessage(new TypeError("x ".repeat(300)));
+    expect(out.startsWith("TypeError: x x")).toBe(true);
+    expect([...out]).toHaveLength(MAX_MESSAGE_LENGTH);
+  });
+
   it("masks before trimming, so a cut cannot expose half a secret", () => {
     const out = sanitizeMessage(`${"x".repeat(20)} password=${"s".repeat(30)}`, 30);
     expect(out).not.toContain("sss");
@@ -75,6 +96,54 @@ describe("sanitizeMessage", () => {
     sanitizeMessage("a-".repeat(200_000));
     sanitizeMessage("password ".repeat(50_000));
     expect(performance.now() - start).toBeLessThan(2_000);
+  });
+});
+
+describe("truncateText", () => {
+  it("leaves text within the cap alone, counting code points, not UTF-16 units", () => {
+    expect(truncateText("abcde", 5)).toBe("abcde");
+    // 5 code points, 10 UTF-16 units.
+    expect(truncateText("😀😀😀😀😀", 5)).toBe("😀😀😀😀😀");
+    expect(truncateText("😀😀😀😀😀😀", 5)).toBe("😀😀😀😀…");
+  });
+
+  it("keeps a grapheme cluster whole: an emoji sequence or a letter with its accent is cut before, not through", () => {
+    const family = "👨‍👩‍👧"; // 5 code points joined by ZWJ
+    expect(truncateText(`${"a".repeat(6)}${family}z`, 10)).toBe(`${"a".repeat(6)}…`);
+    expect(truncateText(`${"a".repeat(3)}${family}zzz`, 10)).toBe(`${"a".repeat(3)}${family}z…`);
+    expect(truncateText("abcde\u0301fgh", 6)).toBe("abcd…");
+    expect(truncateText("abcde\u0301fgh", 7)).toBe("abcde\u0301…");
+  });
+
+  it("a single cluster longer than the whole cap is cut by code point", () => {
+    const zalgo = `e${"\u0301".repeat(20)}`;
+    expect(truncateText(zalgo, 5)).toBe(`e${"\u0301".repeat(3)}…`);
+  });
+
+  it("the cap holds after a prefix is added to an already capped message", () => {
+    // e.g. "Attempt 3 of 3 failed: " + the attempt's (capped) error: capping the parts is not enough.
+    const composed = `Attempt 3 of 3 failed: ${sanitizeMessage("y ".repeat(450))}`;
+    expect([...composed].length).toBeGreaterThan(MAX_MESSAGE_LENGTH);
+    const out = truncateText(composed);
+    expect([...out]).toHaveLength(MAX_MESSAGE_LENGTH);
+    expect(out.startsWith("Attempt 3 of 3 failed: y y")).toBe(true);
+  });
+
+  it("for any text and cap: well-formed, at most `max` code points, a prefix of the input (plus …) or the input itself", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 80 }), fc.integer({ min: 1, max: 40 }), (raw, max) => {
+        const text = raw.toWellFormed();
+        const out = truncateText(text, max);
+        expect(out.isWellFormed()).toBe(true);
+        expect([...out].length).toBeLessThanOrEqual(max);
+        if ([...text].length <= max) expect(out).toBe(text);
+        else {
+          expect(out.endsWith("…")).toBe(true);
+          expect(text.startsWith(out.slice(0, -1))).toBe(true);
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
@@ -143,6 +212,15 @@ describe("redactMetadata", () => {
     expect(redactMetadata({ tokenId: hexId, runId: "Bearer abc.def.ghi" })).toEqual({ tokenId: "[redacted]", runId: "[redacted]" });
   });
 
+  it("a 32-hex queue message id under an id key is kept; the same hex in free text or under a secret key is not", () => {
+    const messageId = "6a1f0c9e2b7d4e8fa3c5b1d0e9f87a64"; // the shape of a Cloudflare Queues message id
+    expect(redactMetadata({ messageId, note: `retrying ${messageId}`, apiKey: messageId })).toEqual({
+      messageId,
+      note: "retrying [redacted]",
+      apiKey: "[redacted]",
+    });
+  });
+
   it("bounds depth", () => {
     const deep = { a: { b: { c: { d: { e: { f: 1 } } } } } };
     expect(redactMetadata(deep)).toEqual({ a: { b: { c: { d: { e: "[truncated]" } } } } });
@@ -158,5 +236,30 @@ describe("redactMetadata", () => {
     const input = { f: () => 1, u: undefined, big: 10n, token: "t" };
     expect(redactMetadata(input)).toEqual({ f: undefined, u: undefined, big: undefined, token: "[redacted]" });
     expect(input.token).toBe("t");
+  });
+});
+
+describe("redactField", () => {
+  const hexId = "0123456789abcdef0123456789abcdef";
+
+  it("keeps an id under an identifier key, at the top level as in a log line", () => {
+    expect(redactField("messageId", hexId)).toBe(hexId);
+    expect(redactField("id", hexId)).toBe(hexId);
+    expect(redactField("run_id", "run_01HZZZZZZZZZZZZZZZZZZZZZZZ")).toBe("run_01HZZZZZZZZZZZZZZZZZZZZZZZ");
+  });
+
+  it("keeps real secrets redacted", () => {
+    expect(redactField("token", "v4lu3")).toBe("[redacted]");
+    expect(redactField("tokenId", hexId)).toBe("[redacted]");
+    expect(redactField("messageId", "Bearer abc.def.ghi")).toBe("[redacted]");
+    expect(redactField("hash", hexId)).toBe("[redacted]");
+    expect(redactField("detail", `upstream said password=hunter2 for ${hexId}`)).toBe("upstream said password=[redacted] for [redacted]");
+  });
+
+  it("redacts a nested value as redactMetadata does", () => {
+    expect(redactField("request", { headers: { Authorization: "Bearer x" }, messageId: hexId })).toEqual({
+      headers: { Authorization: "[redacted]" },
+      messageId: hexId,
+    });
   });
 });

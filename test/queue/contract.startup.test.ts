@@ -1,60 +1,105 @@
 /**
- * The consumer checks the timing contract before it touches a message
- * (contract section 5): on a violated contract it refuses the whole batch with
- * an error naming the rule, and no handler runs.
+ * A violated timing contract refuses NEW work at acceptance, and only that
+ * (contract v2 section 5): `POST /api/v1/runs` answers a 503 problem naming
+ * the rule and both numbers and accepts nothing, while the consumer and the
+ * sweep keep converging the runs already accepted — they take no contract at
+ * all, so a violation can no longer dead-letter runs as "queue gave up" or
+ * stop the sweep.
+ *
+ * The violation is a deployment one: the operations queue never redelivers
+ * (max_retries 0), which breaks T3 for demo.work.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { trackerState } from "../support/execution";
+import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { expect, it } from "vitest";
-import { DEFAULT_SETTINGS, TimingContractViolation, checkTimingContract } from "../../src/lifecycle";
+import { describe, expect, it } from "vitest";
+import { createApi } from "../../src/api/app";
 import { DEPLOYMENT } from "../../src/generated/deployment";
+import { checkTimingContract, DEFAULT_SETTINGS, type ContractReport, type DeploymentSettings } from "../../src/lifecycle";
 import { registeredPolicies } from "../../src/operations";
-import { handleOperationsBatch } from "../../src/queue/consumer";
+import { handleScheduled } from "../../src/sweep/scheduled";
+import { apiClient, DEMO_BODY, expectProblem, postInit, recordingQueue, request, runsInWorkspace } from "../support/api";
 import { makeWorkspace } from "../support/fixtures";
-import { snapshot } from "../support/runs";
-import { DEMO_POLICY, OPERATIONS, actionsOf, createRun, trackerState } from "../support/execution";
+import { OPERATIONS, actionsOf, createRun, deliver, expectAcked } from "../support/execution";
+import { createRunning, makeOverdue, storedRow } from "../support/sweep";
 
-it("a contract violating T3 rejects the batch with TimingContractViolation naming T3; the run is untouched", async () => {
-  const policies = registeredPolicies();
-  // One attempt more than the queue delivers (max_retries + 1): T3 is broken.
-  const broken = { ...policies, "demo.work": { ...DEMO_POLICY, maxAttempts: DEMO_POLICY.maxAttempts + 1 } };
-  const report = checkTimingContract(broken, DEPLOYMENT, DEFAULT_SETTINGS);
-  expect(report.ok).toBe(false);
-  expect(report.violations.map((v) => v.rule)).toEqual(["T3"]);
+const NEVER_REDELIVERS: DeploymentSettings = {
+  ...DEPLOYMENT,
+  queueConsumers: DEPLOYMENT.queueConsumers.map((c) => (c.queue === OPERATIONS ? { ...c, maxRetries: 0 } : c)),
+};
+const violated: ContractReport = checkTimingContract(registeredPolicies(), NEVER_REDELIVERS, DEFAULT_SETTINGS);
+const holding: ContractReport = checkTimingContract(registeredPolicies(), DEPLOYMENT, DEFAULT_SETTINGS);
 
-  const ws = await makeWorkspace("contract");
-  const { run, message } = await createRun(ws, { steps: 1, stepMs: 0 });
-  const before = await snapshot(run.id);
-  const batch = createMessageBatch(OPERATIONS, [{ id: "m-contract", timestamp: Date.now(), attempts: 1, body: message }]);
-  let contractChecks = 0;
+const T3_LINE = 'T3 violated for demo.work: max_retries of queue "operations" (0) must be ≥ one redelivery of a crashed invocation (1)';
 
-  const refused = handleOperationsBatch(batch, env, {
-    contract: () => {
-      contractChecks++;
-      return report;
-    },
+/** POST /runs through the API app with `contract` in force and a queue that records what is sent. */
+async function createWith(contract: ContractReport, token: string) {
+  const queue = recordingQueue();
+  const api = createApi({ contract: () => contract });
+  // The API app is mounted at /api/v1 in the Worker; on its own it answers /runs.
+  const res = await api.fetch(request("/runs", postInit(token, DEMO_BODY)), { ...env, OPERATIONS_QUEUE: queue.queue });
+  return { res, sent: queue.sent };
+}
+
+describe("a violated contract refuses new runs at acceptance", () => {
+  it("the contract used here is violated on T3 only, and the contract in force holds", () => {
+    expect(violated.violations.map((v) => [v.rule, v.type])).toEqual([["T3", "demo.work"]]);
+    expect(holding.violations).toEqual([]);
   });
 
-  await expect(refused).rejects.toBeInstanceOf(TimingContractViolation);
-  await expect(refused).rejects.toThrow(/T3 violated for demo\.work: maxAttempts \(4\) must be = max_retries \+ 1 of queue "operations" \(3\)/);
-  expect(contractChecks).toBe(1);
-  // Nothing settled: the thrown error makes the platform retry the whole batch.
-  const settled = await getQueueResult(batch, createExecutionContext());
-  expect(settled).toMatchObject({ explicitAcks: [], retryMessages: [], ackAll: false, retryBatch: { retry: false } });
-  expect(await snapshot(run.id)).toEqual(before);
-  expect(await actionsOf(run.id)).toEqual(["run.queued"]);
-  expect(await trackerState(run.id)).toMatchObject({ status: "queued", attempt: 0 });
+  it("POST /runs answers 503 timing-contract-violated naming the rule and both numbers; nothing is created or sent", async () => {
+    const client = await apiClient("contract-refused");
+    const { res, sent } = await createWith(violated, client.token);
+
+    const problem = await expectProblem(res, 503);
+    expect(problem.type).toBe("https://oplife.dev/problems/timing-contract-violated");
+    expect(problem.title).toBe("Timing contract violated");
+    expect(problem.detail).toBe(`New demo.work runs are refused until the deployment's timing contract holds: ${T3_LINE}`);
+    expect(problem.rules).toEqual(["T3"]);
+    expect(problem.violations).toEqual([T3_LINE]);
+    expect(await runsInWorkspace(client.workspaceId)).toBe(0);
+    expect(sent).toEqual([]);
+  });
+
+  it("the same request with the contract holding is accepted (202) and its tracker sends dispatch 1", async () => {
+    const client = await apiClient("contract-holds");
+    const { res } = await createWith(holding, client.token);
+    expect(res.status).toBe(202);
+    expect(await runsInWorkspace(client.workspaceId)).toBe(1);
+    const { run } = (await res.json()) as { run: { id: string } };
+    expect(await trackerState(run.id)).toMatchObject({ dispatch: { n: 1, sends: 1 } });
+  });
+
+  it("a violation of another type's rules does not refuse demo.work", async () => {
+    const otherBroken = checkTimingContract(
+      { ...registeredPolicies(), "other.op": { ...registeredPolicies()["demo.work"]!, heartbeatTimeoutMs: 1 } },
+      DEPLOYMENT,
+      DEFAULT_SETTINGS,
+    );
+    expect(otherBroken.violations.map((v) => [v.rule, v.type])).toEqual([["T2", "other.op"]]);
+    const client = await apiClient("contract-other");
+    const { res } = await createWith(otherBroken, client.token);
+    expect(res.status).toBe(202);
+  });
 });
 
-it("the contract in force (policies vs wrangler.toml) holds, so the same batch runs", async () => {
-  const report = checkTimingContract(registeredPolicies(), DEPLOYMENT, DEFAULT_SETTINGS);
-  expect(report.violations).toEqual([]);
+describe("runs accepted before keep converging", () => {
+  it("the consumer runs an accepted run to completion", async () => {
+    const ws = await makeWorkspace("contract-consumer");
+    const { run, message } = await createRun(ws, { steps: 1, stepMs: 0 });
 
-  const ws = await makeWorkspace("contract");
-  const { run, message } = await createRun(ws, { steps: 1, stepMs: 0 });
-  const batch = createMessageBatch(OPERATIONS, [{ id: "m-contract-ok", timestamp: Date.now(), attempts: 1, body: message }]);
+    expectAcked(await deliver(OPERATIONS, [{ body: message, attempts: 1 }]));
 
-  await handleOperationsBatch(batch, env, { contract: () => report });
+    expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.completed"]);
+  });
 
-  expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.completed"]);
+  it("the cron sweep still reconciles an overdue run", async () => {
+    const ws = await makeWorkspace("contract-sweep");
+    const overdue = await createRunning(ws);
+    await makeOverdue(overdue.id, 5_000);
+
+    await handleScheduled(createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }), env);
+
+    expect(await storedRow(overdue.id)).toMatchObject({ status: "completed", reason_code: "lifecycle.stale_running", reconciled_by: "sweep" });
+  });
 });
