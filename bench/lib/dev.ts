@@ -116,6 +116,9 @@ export interface DevOptions {
   extraSeedSql?: string;
 }
 
+/** SGR colour codes (ESC [ … m), which wrangler puts around the Worker's warn and error lines. */
+const ANSI_ESCAPE = /\x1b\[[0-9;]*m/g;
+
 const BENCH_TABLES_SQL = "CREATE TABLE IF NOT EXISTS bench_bare (id TEXT PRIMARY KEY NOT NULL, sent_at INTEGER NOT NULL, done_at INTEGER NOT NULL);\n";
 
 export interface LogEvent {
@@ -231,7 +234,9 @@ export class DevServer {
     this.buffer += text;
     const lines = this.buffer.split("\n");
     this.buffer = lines.pop() ?? "";
-    for (const line of lines) {
+    for (const raw of lines) {
+      // wrangler colours console.warn/error lines even with NO_COLOR set: strip the escapes around the JSON.
+      const line = raw.replace(ANSI_ESCAPE, "");
       const start = line.indexOf('{"level"');
       if (start < 0) continue;
       try {
