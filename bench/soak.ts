@@ -1,10 +1,13 @@
 /**
  * `npm run soak`: at least 10,000 runs of mixed behaviours (success, failure,
- * partial, retry, retries exhausted, hang, mid-run death, duplicate delivery)
- * through the production API and queue of the bench Worker under `wrangler
- * dev`, with the whole local runtime SIGKILLed (launcher, wrangler, workerd)
- * while attempts are running, and started again on the same state, at least
- * twice. The cron fires every wall-clock minute throughout, as deployed.
+ * partial, retry, retries exhausted, hang, a hung sibling holding its batch,
+ * mid-run death, duplicate delivery) through the production API and queue of
+ * the bench Worker under `wrangler dev`, with the whole local runtime
+ * SIGKILLed (launcher, wrangler, workerd) while attempts are running, and
+ * started again on the same state, at least twice, and a share of
+ * production's D1 writes failing (before or after they commit; 1 % by
+ * default, bench/worker/d1-faults.ts). The cron fires every wall-clock minute
+ * throughout, as deployed.
  *
  * At the end, read from D1 by `wrangler d1 execute` with the runtime stopped
  * (not through the Worker under test):
@@ -14,13 +17,19 @@
  * - every reconciled run carries evidence (diagnostics and its event);
  * - runs no fault touched ended as their behaviour says (execution outcomes
  *   only; lifecycle reconciliations are counted, not failed: after a kill a
- *   run whose message the local queue lost is correctly reconciled).
+ *   run whose message the local queue lost is correctly reconciled);
+ * - no verdict is contradicted by the evidence gathered independently of the
+ *   system (the kills, the crashes of dying behaviours, the injected D1
+ *   faults, each run's own trail; bench/lib/evidence.ts): e.g. stale_queued
+ *   while its dispatch was held, a late success after a failure verdict, a
+ *   healthy attempt declared lost with no kill or crash during it.
  * Prints the counts, writes bench/results/soak-<time>.json, exits 1 if any
  * check fails (2 on bad arguments). Bounded: a global deadline (28 min by
  * default) stops production and the wait for convergence.
  *
  *   npm run soak                          10,000 runs, 2 kills
  *   npm run soak -- --runs=2000 --kills=3 --deadline-min=15
+ *   npm run soak -- --d1-fault-rate=0      no injected D1 faults
  */
 import { mkdtempSync, rmSync, copyFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,11 +40,12 @@ import { assertBenchConfigMatchesProduction } from "./lib/config";
 import { benchWorkerBuild, d1Execute, DevServer, sleep, SOAK_CONFIG, WORKSPACE } from "./lib/dev";
 import { emulateCron, LOG_DIR } from "./lib/instance";
 import { describeMachine, describeSource, machineInfo, sourceState } from "./lib/machine";
-import { EXPECTED, plan, type Behaviour, type Planned } from "./lib/behaviours";
+import { DIES, EXPECTED, plan, SUCCEEDS, type Behaviour, type Planned } from "./lib/behaviours";
+import { CONTRADICTIONS, contradictions, type Contradiction, type TrailEvent } from "./lib/evidence";
 import { writeResults } from "./lib/results";
 
 function usage(message: string): never {
-  console.error(`soak: ${message}\nusage: npm run soak -- [--runs=10000] [--kills=2] [--deadline-min=28] [--window=200] [--concurrency=8]`);
+  console.error(`soak: ${message}\nusage: npm run soak -- [--runs=10000] [--kills=2] [--deadline-min=28] [--window=200] [--concurrency=8] [--d1-fault-rate=0.01]`);
   process.exit(2);
 }
 
@@ -48,6 +58,7 @@ const { values: raw } = (() => {
         "deadline-min": { type: "string", default: "28" },
         window: { type: "string", default: "200" },
         concurrency: { type: "string", default: "8" },
+        "d1-fault-rate": { type: "string", default: "0.01" },
       },
       strict: true,
     });
@@ -67,6 +78,8 @@ const KILLS = int("kills", raw.kills, 0);
 const DEADLINE = Date.now() + int("deadline-min", raw["deadline-min"], 1) * 60_000;
 const WINDOW = int("window", raw.window, 10);
 const CONCURRENCY = int("concurrency", raw.concurrency, 1);
+const D1_FAULT_RATE = Number(raw["d1-fault-rate"]);
+if (!(D1_FAULT_RATE >= 0 && D1_FAULT_RATE <= 1)) usage(`--d1-fault-rate must be a share from 0 to 1, got "${raw["d1-fault-rate"]}"`);
 const invocation = `npm run soak${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
 
 try {
@@ -79,7 +92,7 @@ try {
 const machine = machineInfo();
 const started = Date.now();
 const dir = mkdtempSync(join(tmpdir(), "oplife-soak-"));
-const dev = new DevServer({ dir, label: "soak", config: SOAK_CONFIG });
+const dev = new DevServer({ dir, label: "soak", config: SOAK_CONFIG, vars: { BENCH_D1_FAULT_RATE: String(D1_FAULT_RATE) } });
 const client = new BenchClient(dev);
 const planned = plan(N);
 
@@ -89,6 +102,15 @@ dev.onLog((e) => {
   const refusal = typeof e.fields.refusal === "string" ? `:${e.fields.refusal}` : "";
   const key = `${e.event}${e.event === "consumer.claim_refused" ? refusal : ""}`;
   logCounts[key] = (logCounts[key] ?? 0) + 1;
+});
+
+// --- The D1 faults the bench Worker injected (evidence: which runs they touched). ---
+const d1Faults = { before_commit: 0, after_commit: 0 };
+const d1FaultRuns = new Set<string>();
+dev.onLog((e) => {
+  if (e.event !== "bench.d1_fault") return;
+  if (e.fields.when === "before_commit" || e.fields.when === "after_commit") d1Faults[e.fields.when]++;
+  if (Array.isArray(e.fields.runIds)) for (const id of e.fields.runIds) if (typeof id === "string") d1FaultRuns.add(id);
 });
 
 // --- The runtime's availability: producers wait while it is down. ---
@@ -218,12 +240,23 @@ const VERIFY_SQL = `SELECT r.id, r.idempotency_key AS k, r.status, r.outcome, r.
   (SELECT COUNT(*) FROM audit_events e WHERE e.subject_type = 'run' AND e.subject_id = r.id AND e.action = 'run.attempt_lost') AS lost
 FROM operation_runs r WHERE r.workspace_id = '${WORKSPACE}'`;
 
+// Every run's audit trail, in order, for the evidence check (late results keep the outcome they reported).
+const EVENTS_SQL = `SELECT subject_id AS r, action AS a, created_at AS t, json_extract(metadata, '$.reported.outcome') AS o
+FROM audit_events WHERE workspace_id = '${WORKSPACE}' AND subject_type = 'run' ORDER BY id`;
+
+interface EventRow {
+  r: string;
+  a: string;
+  t: number;
+  o: string | null;
+}
+
 const failures: string[] = [];
 let report: Record<string, unknown> = {};
 let source: ReturnType<typeof sourceState> | undefined;
 let cron: { stop(): void } | null = null;
 try {
-  console.log(`soak: ${N.toLocaleString("en-US")} runs, ${KILLS} SIGKILLs, on ${describeMachine(machine)}`);
+  console.log(`soak: ${N.toLocaleString("en-US")} runs, ${KILLS} SIGKILLs, ${+(D1_FAULT_RATE * 100).toFixed(3)} % of D1 writes failing, on ${describeMachine(machine)}`);
   // One build for the whole soak: every restart after a kill runs the same code.
   await benchWorkerBuild(SOAK_CONFIG);
   source = sourceState();
@@ -287,6 +320,29 @@ try {
 
   // --- Verification, from D1 with the runtime stopped. ---
   const rows = (await d1Execute(dev.persistTo, VERIFY_SQL, SOAK_CONFIG)) as unknown as RunRow[];
+  const trails = new Map<string, TrailEvent[]>();
+  for (const e of (await d1Execute(dev.persistTo, EVENTS_SQL, SOAK_CONFIG)) as unknown as EventRow[]) {
+    let trail = trails.get(e.r);
+    if (!trail) trails.set(e.r, (trail = []));
+    trail.push({ action: e.a, at: Number(e.t), lateOutcome: e.o });
+  }
+  const behaviourOf = new Map<string, Behaviour>();
+  for (const p of planned) {
+    const id = accepted.get(p.index);
+    if (id) behaviourOf.set(id, p.behaviour);
+  }
+  // Each attempt of a dying behaviour crashed its consumer invocation, and the attempts beside it.
+  const crashes = [...behaviourOf].filter(([, b]) => DIES.has(b)).flatMap(([id]) =>
+    (trails.get(id) ?? []).filter((e) => e.action === "run.attempt_started").map((e) => e.at),
+  );
+  const evidence = { kills, crashes, d1FaultRuns };
+  const contradicted: Record<Contradiction, number> = {
+    stale_queued_while_dispatch_held: 0,
+    late_success_after_failure: 0,
+    loss_without_fault: 0,
+    failure_without_fault: 0,
+  };
+  let contradictedRuns = 0;
   const byKey = new Map(rows.map((r) => [r.k, r]));
   const byBehaviour: Record<string, Record<string, number>> = {};
   let lost = 0;
@@ -336,6 +392,23 @@ try {
       failedWithoutMessage++;
       note("failed without message", r.id);
     }
+    const wrong = contradictions(
+      {
+        id: r.id,
+        neverDies: !DIES.has(p.behaviour),
+        succeeds: SUCCEEDS.has(p.behaviour),
+        verdict: { status: r.status, outcome: r.outcome, reasonCode: r.reason },
+        trail: trails.get(r.id) ?? [],
+      },
+      evidence,
+    );
+    if (wrong.length > 0) {
+      contradictedRuns++;
+      for (const c of wrong) {
+        contradicted[c]++;
+        note(`contradicted: ${c} (${p.behaviour})`, r.id);
+      }
+    }
     const execution = r.reason ? `${r.outcome} ${r.reason}` : r.outcome;
     // A run ended by its handler or its own timeout must end as its behaviour says; a
     // lifecycle reconciliation is the machinery's answer to a fault and is counted above.
@@ -362,6 +435,8 @@ try {
     [`every reconciled run with evidence (${reconciledWithoutEvidence} without)`]: reconciledWithoutEvidence === 0,
     [`every failed run with an operator message (${failedWithoutMessage} without)`]: failedWithoutMessage === 0,
     [`execution outcomes as the behaviour says (${unexpected} unexpected)`]: unexpected === 0,
+    [`verdicts contradicted by evidence (${contradictedRuns}${contradictedRuns > 0 ? `: ${Object.entries(contradicted).filter(([, n]) => n > 0).map(([c, n]) => `${n} ${c}`).join(", ")}` : ""})`]:
+      contradictedRuns === 0,
   };
   for (const [name, ok] of Object.entries(checks)) if (!ok) failures.push(name);
 
@@ -385,7 +460,11 @@ try {
       attemptsStarted: sum((r) => r.started_events),
       attemptsLost: sum((r) => r.lost),
       lateResultsDiscarded: sum((r) => r.late),
+      d1FaultsInjected: { ...d1Faults, rate: D1_FAULT_RATE, runsNamed: d1FaultRuns.size },
+      verdictsContradictedByEvidence: { runs: contradictedRuns, ...contradicted },
+      crashes: crashes.length,
     },
+    contradictionRules: CONTRADICTIONS,
     logs: logCounts,
     outcomesByBehaviour: byBehaviour,
     checks,

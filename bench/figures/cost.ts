@@ -47,6 +47,10 @@ function diff(a: Counters, b: Counters): Counters {
       rowsWritten: b.d1.rowsWritten - a.d1.rowsWritten,
       roundTrips: b.d1.roundTrips - a.d1.roundTrips,
     },
+    d1Faults: {
+      beforeCommit: b.d1Faults.beforeCommit - a.d1Faults.beforeCommit,
+      afterCommit: b.d1Faults.afterCommit - a.d1Faults.afterCommit,
+    },
     doRpc: sub(a.doRpc, b.doRpc),
     doAlarms: b.doAlarms - a.doAlarms,
     doAlarmsSuppressed: b.doAlarmsSuppressed - a.doAlarmsSuppressed,

@@ -4,7 +4,7 @@
  * bursts: the local queue dispatches one batch at a time and a batch lasts as
  * long as its slowest attempt, so spreading them would stall every batch.
  */
-export type Behaviour = "success" | "long" | "failure" | "partial" | "retry" | "retry_exhausted" | "hang" | "death";
+export type Behaviour = "success" | "long" | "failure" | "partial" | "retry" | "retry_exhausted" | "hang" | "hung_sibling" | "death";
 
 export interface Planned {
   index: number;
@@ -26,9 +26,15 @@ export const INPUTS: Record<Behaviour, Record<string, number>> = {
   retry_exhausted: { steps: 2, stepMs: 10, throwAtStep: 1, throwTimes: 3 },
   // Never returns; its 1.5 s timeout ends it (attempt.timeout).
   hang: { steps: 2, stepMs: 10, hangAtStep: 1, timeoutMs: 1_500 },
-  // Heartbeats once, then dies mid-run on every attempt: the tracker declares each
-  // attempt lost ~6 s after it started (5 s after its last heartbeat), normally well
-  // before the 12 s timeout, which then ends the zombie (its report is fenced).
+  // One hung attempt among fast siblings: it holds its whole batch for 20 s on each of its
+  // attempts (a batch settles when its invocation ends), longer than the retry delay and the
+  // heartbeat timeout, so its siblings' retries and re-dispatches wait behind it. Shorter than
+  // the policy's own timeout only to keep the soak's length bounded.
+  hung_sibling: { steps: 2, stepMs: 10, hangAtStep: 1, timeoutMs: 20_000 },
+  // Heartbeats once, then dies mid-run on every attempt: its consumer invocation
+  // crashes (the attempts beside it in its batch die with it) and the tracker declares
+  // the attempt lost 5 s after its last heartbeat. The 12 s timeout only matters to
+  // code where dying merely stops the heartbeats (then it ends the zombie, fenced).
   death: { steps: 10, stepMs: 300, dieAtStep: 5, timeoutMs: 12_000 },
 };
 
@@ -41,9 +47,15 @@ export const EXPECTED: Record<Behaviour, string[]> = {
   retry: ["succeeded"],
   retry_exhausted: ["failed handler.error"],
   hang: ["failed attempt.timeout"],
+  hung_sibling: ["failed attempt.timeout"],
   // The tracker normally wins; the attempt's own timeout may if its alarm is late.
   death: ["failed lifecycle.heartbeat_lost", "failed attempt.timeout"],
 };
+
+/** Behaviours whose attempts end without a result by themselves: every other one dies only by a fault. */
+export const DIES: ReadonlySet<Behaviour> = new Set(["death"]);
+/** Behaviours that end succeeded or partially_succeeded when no fault touches them. */
+export const SUCCEEDS: ReadonlySet<Behaviour> = new Set(["success", "long", "partial", "retry"]);
 
 /** Deterministic pseudo-random numbers (mulberry32), so a soak can be re-run as it was. */
 function rng(seed: number): () => number {
@@ -60,13 +72,16 @@ function rng(seed: number): () => number {
 const BLOCK = 1_000;
 /**
  * Per block of 1,000: slow bursts at fixed offsets, the rest drawn from the fast
- * mix. A death stalls its batch for its 12 s timeout on each of its 3 attempts,
- * so deaths come 5 at a time, once per block.
+ * mix. A death ends (or, where dying is a hang, stalls) its batch on each of its
+ * 3 attempts, so deaths come 5 at a time, once per block; a hung sibling holds a
+ * batch for 20 s on each of its attempts, twice per block.
  */
 const BURSTS: { behaviour: Behaviour; at: number; count: number }[] = [
   { behaviour: "death", at: 100, count: 5 },
+  { behaviour: "hung_sibling", at: 200, count: 1 },
   { behaviour: "hang", at: 300, count: 10 },
   { behaviour: "long", at: 500, count: 10 },
+  { behaviour: "hung_sibling", at: 600, count: 1 },
   { behaviour: "hang", at: 700, count: 10 },
   { behaviour: "long", at: 900, count: 10 },
 ];

@@ -72,6 +72,7 @@ export class BenchClient {
 
 export interface Counters {
   d1: { rowsRead: number; rowsWritten: number; roundTrips: number };
+  d1Faults: { beforeCommit: number; afterCommit: number };
   doRpc: Record<string, number>;
   doAlarms: number;
   doAlarmsSuppressed: number;

@@ -2,6 +2,8 @@
  * The bench harness's local runtime: `wrangler dev` for the bench Worker
  * (bench/wrangler.bench.toml), on a free loopback port, with its own
  * --persist-to directory and --env-file, the same runtime `npm start` uses.
+ * The node tests' real-batch scenarios run the production Worker with it
+ * (test/node/support/local-runtime.ts: `config`, `readyPath`, `extraSeedSql`).
  *
  * Started like scripts/lib/project.ts starts wrangler — wrangler's launcher
  * with the node running this script, never node_modules/.bin — but in its own
@@ -108,7 +110,16 @@ export interface DevOptions {
   vars?: Record<string, string>;
   /** The wrangler config (default: bench/wrangler.bench.toml). */
   config?: string;
+  /** A GET path that answers 2xx once the Worker serves (default: the bench Worker's /__bench/ping). */
+  readyPath?: string;
+  /** SQL run after the seed (default: the bench's own baseline table). */
+  extraSeedSql?: string;
 }
+
+/** SGR colour codes (ESC [ … m), which wrangler puts around the Worker's warn and error lines. */
+const ANSI_ESCAPE = /\x1b\[[0-9;]*m/g;
+
+const BENCH_TABLES_SQL = "CREATE TABLE IF NOT EXISTS bench_bare (id TEXT PRIMARY KEY NOT NULL, sent_at INTEGER NOT NULL, done_at INTEGER NOT NULL);\n";
 
 export interface LogEvent {
   at: number;
@@ -143,18 +154,14 @@ export class DevServer {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** Apply the migrations, seed the demo workspace and token, create the bench's own table. */
+  /** Apply the migrations, seed the demo workspace and token, then `extraSeedSql` (the bench's own table by default). */
   async prepare(): Promise<void> {
     mkdirSync(this.persistTo, { recursive: true });
     const vars = { DEV_SIGN_IN: "1", SESSION_SECRET: randomBytes(32).toString("base64url"), ...this.opts.vars };
     writeFileSync(this.envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
     await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", this.persistTo, "-c", this.config]);
     const seed = join(this.opts.dir, "seed.sql");
-    writeFileSync(
-      seed,
-      seedSql(hashToken(this.token), Date.now()) +
-        "CREATE TABLE IF NOT EXISTS bench_bare (id TEXT PRIMARY KEY NOT NULL, sent_at INTEGER NOT NULL, done_at INTEGER NOT NULL);\n",
-    );
+    writeFileSync(seed, seedSql(hashToken(this.token), Date.now()) + (this.opts.extraSeedSql ?? BENCH_TABLES_SQL));
     await wrangler(["d1", "execute", "DB", "--local", "--persist-to", this.persistTo, "-c", this.config, "--file", seed]);
   }
 
@@ -210,7 +217,7 @@ export class DevServer {
         throw new Error(`wrangler dev (${this.opts.label}): the bench Worker did not build; see ${this.logFile}`);
       }
       try {
-        const res = await fetch(`${this.base}/__bench/ping`, { signal: AbortSignal.timeout(2_000) });
+        const res = await fetch(`${this.base}${this.opts.readyPath ?? "/__bench/ping"}`, { signal: AbortSignal.timeout(2_000) });
         if (res.ok) return;
       } catch {
         // not listening yet
@@ -227,7 +234,9 @@ export class DevServer {
     this.buffer += text;
     const lines = this.buffer.split("\n");
     this.buffer = lines.pop() ?? "";
-    for (const line of lines) {
+    for (const raw of lines) {
+      // wrangler colours console.warn/error lines even with NO_COLOR set: strip the escapes around the JSON.
+      const line = raw.replace(ANSI_ESCAPE, "");
       const start = line.indexOf('{"level"');
       if (start < 0) continue;
       try {

@@ -2,7 +2,8 @@
  * Counting what the system asks of the platform, for the cost figures.
  *
  * The bench entry hands the production code an env whose bindings count:
- * - DB: production's own `meteredDb` (rows read/written from D1's `meta`);
+ * - DB: production's own `meteredDb` (rows read/written from D1's `meta`),
+ *   behind the soak's D1 faults when BENCH_D1_FAULT_RATE is set (d1-faults.ts);
  * - RUN_TRACKER: every RPC call made on a tracker stub (one Durable Object
  *   request each); alarms are counted in the bench RunTracker subclass;
  * - queues: messages sent; deliveries and retries are counted by the entry's
@@ -12,9 +13,12 @@
  * the tracker's D1 writes next to the Worker's).
  */
 import { emptyCost, meteredDb, type D1Cost } from "../../src/runs/metered-db";
+import { faultRate, faultyDb, type D1FaultCounts } from "./d1-faults";
 
 export interface Counters {
   d1: D1Cost;
+  /** Writes failed on purpose (BENCH_D1_FAULT_RATE), before and after they committed. */
+  d1Faults: D1FaultCounts;
   /** RPC calls on tracker stubs, by method. */
   doRpc: Record<string, number>;
   /** Tracker alarm invocations (and how many the bench switch suppressed). */
@@ -31,6 +35,7 @@ export interface Counters {
 
 export const counters: Counters = {
   d1: emptyCost(),
+  d1Faults: { beforeCommit: 0, afterCommit: 0 },
   doRpc: {},
   doAlarms: 0,
   doAlarmsSuppressed: 0,
@@ -45,6 +50,8 @@ export function resetCounters(): void {
   counters.d1.rowsRead = 0;
   counters.d1.rowsWritten = 0;
   counters.d1.roundTrips = 0;
+  counters.d1Faults.beforeCommit = 0;
+  counters.d1Faults.afterCommit = 0;
   counters.doRpc = {};
   counters.doAlarms = 0;
   counters.doAlarmsSuppressed = 0;
@@ -115,13 +122,15 @@ export interface BenchEnv extends Env {
   BARE_QUEUE: Queue;
   /** "off": the trackers' alarms do nothing (the sweep-path detection figure). */
   BENCH_TRACKER_ALARM?: string;
+  /** Share (0–1) of production's D1 writes that fail on purpose (the soak's D1 faults); unset: none. */
+  BENCH_D1_FAULT_RATE?: string;
 }
 
 /** `env` with counting bindings; everything else passes through. */
 export function instrumentEnv<E extends BenchEnv>(env: E): E {
   return {
     ...env,
-    DB: meteredDb(env.DB, counters.d1).db,
+    DB: faultyDb(meteredDb(env.DB, counters.d1).db, faultRate(env.BENCH_D1_FAULT_RATE), counters.d1Faults),
     RUN_TRACKER: countingNamespace(env.RUN_TRACKER),
     OPERATIONS_QUEUE: countingQueue(env.OPERATIONS_QUEUE, "operations"),
     OPERATIONS_DLQ: countingQueue(env.OPERATIONS_DLQ, "operations-dlq"),
