@@ -89,20 +89,13 @@ async function route(request: Request, url: URL, env: BenchEnv, ctx: ExecutionCo
       return json({ results: res.results, meta: res.meta, ms: Date.now() - started });
     }
 
-    // Accept runs through production's enqueueRun, but keep their queue messages
-    // (returned) instead of sending them: the harness delivers them itself.
+    // Accept runs through production's enqueueRun and return each run's first
+    // dispatch message: the harness delivers it itself. The run's tracker sends
+    // it too (it is the outbox); whichever copy arrives second starts nothing.
     case "POST /create": {
       const q = await body(request, createBody);
       const sent: unknown[] = [];
-      const capture = {
-        ...instrumentEnv(env),
-        OPERATIONS_QUEUE: {
-          async send(message: unknown) {
-            sent.push(message);
-            return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
-          },
-        },
-      } as unknown as BenchEnv;
+      const capture = instrumentEnv(env);
       const service = new RunService(capture.DB, { policyFor, settings: DEFAULT_SETTINGS });
       const runIds = await pool(Array.from({ length: q.count }, (_, i) => i), 8, async () => {
         const { answer } = await enqueueRun(capture, service, {
@@ -112,6 +105,7 @@ async function route(request: Request, url: URL, env: BenchEnv, ctx: ExecutionCo
           initiator: "user:bench",
         });
         if (!answer.ok) throw new Error("create refused");
+        sent.push(operationMessageFor(answer.run, 1));
         return answer.run.id;
       });
       return json({ runIds, messages: sent });
