@@ -4,12 +4,12 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { DEFAULT_SETTINGS, describeViolation, DISPLAY_STATES, RUN_STATUSES, violationsFor } from "../lifecycle";
 import { getOperation, operationTypes, registeredPolicies } from "../operations";
-import { displayStateCondition, listRuns } from "../runs";
+import { displayStateCondition, listRuns, runTimeline } from "../runs";
 import { enqueueRun } from "../queue/producer";
 import { runServiceFor } from "../run-service";
 import { requireApiToken, type ApiEnv } from "./auth";
 import { problems } from "./problem";
-import { runJson } from "./serialize";
+import { eventJson, runJson } from "./serialize";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -125,6 +125,19 @@ runsApi.get("/:id", async (c) => {
   // Another workspace's run is indistinguishable from a missing one.
   if (!run) throw problems.notFound("run");
   return c.json({ run: runJson(run, Date.now()) });
+});
+
+/**
+ * The run's history: every audit event about it, oldest first (at most 500),
+ * as in Temporal's event history. Secrets in metadata are masked when written.
+ */
+runsApi.get("/:id/events", async (c) => {
+  const workspaceId = c.get("principal").workspaceId;
+  const runId = c.req.param("id");
+  const run = await runServiceFor(c.env.DB).get(workspaceId, runId);
+  if (!run) throw problems.notFound("run");
+  const events = await runTimeline(c.env.DB, workspaceId, runId);
+  return c.json({ events: events.map(eventJson) });
 });
 
 runsApi.get("/", async (c) => {

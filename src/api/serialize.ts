@@ -1,6 +1,6 @@
 import { reasonFamily } from "../lifecycle";
 import { displayStateOf } from "../run-service";
-import type { RunRecord } from "../runs";
+import type { AuditEvent, RunRecord } from "../runs";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -27,4 +27,9 @@ export function runJson(run: RunRecord, now: number) {
     reconciledBy: run.reconciledBy,
     failureMessage: run.failureMessage,
   };
+}
+
+/** One audit event of a run's history, as the API shows it. */
+export function eventJson(e: AuditEvent) {
+  return { id: e.id, action: e.action, actor: e.actor, createdAt: iso(e.createdAt), metadata: e.metadata };
 }

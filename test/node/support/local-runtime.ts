@@ -16,7 +16,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BenchClient } from "../../../bench/lib/client";
-import { d1Execute, DevServer, sleep } from "../../../bench/lib/dev";
+import { DevServer, sleep } from "../../../bench/lib/dev";
 import { ROOT, WRANGLER_TOML } from "../../../scripts/lib/project";
 
 /** Where each runtime's wrangler output is kept after the file ends (gitignored). */
@@ -124,34 +124,21 @@ export class LocalRuntime {
     return this.waitForRun(id, "completed", (r) => r.status === "completed", timeoutMs);
   }
 
-  /** Every audit event of these runs, per run, in order (read from the local D1 the runtime serves). */
+  /** Every audit event of these runs, per run, in order (the API's run history, `GET /api/v1/runs/{id}/events`). */
   async auditTrails(ids: readonly string[]): Promise<Map<string, AuditRow[]>> {
-    const out = new Map<string, AuditRow[]>(ids.map((id) => [id, []]));
-    if (ids.length === 0) return out;
-    // Run ids are ULIDs with a prefix the API minted: safe to inline, checked anyway.
-    for (const id of ids) if (!/^run_[0-9A-Z]+$/.test(id)) throw new Error(`not a run id: ${id}`);
-    const rows = await d1Execute(
-      this.dev.persistTo,
-      `SELECT id, subject_id, actor, action, metadata, created_at FROM audit_events WHERE subject_type = 'run' AND subject_id IN (${ids
-        .map((id) => `'${id}'`)
-        .join(", ")}) ORDER BY id`,
-      WRANGLER_TOML,
-    );
-    for (const r of rows) {
-      let metadata: Record<string, unknown> | null = null;
-      try {
-        metadata = JSON.parse(String(r.metadata)) as Record<string, unknown>;
-      } catch {
-        metadata = null;
-      }
-      out.get(String(r.subject_id))?.push({
-        id: String(r.id),
-        runId: String(r.subject_id),
-        actor: String(r.actor),
-        action: String(r.action),
-        metadata,
-        createdAt: Number(r.created_at),
+    const out = new Map<string, AuditRow[]>();
+    for (const id of ids) {
+      const res = await fetch(`${this.dev.base}/api/v1/runs/${encodeURIComponent(id)}/events`, {
+        headers: { authorization: `Bearer ${this.dev.token}` },
       });
+      if (!res.ok) throw new Error(`GET /api/v1/runs/${id}/events: HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
+      const body = (await res.json()) as {
+        events: { id: string; action: string; actor: string; createdAt: string; metadata: Record<string, unknown> | null }[];
+      };
+      out.set(
+        id,
+        body.events.map((e) => ({ id: e.id, runId: id, actor: e.actor, action: e.action, metadata: e.metadata, createdAt: Date.parse(e.createdAt) })),
+      );
     }
     return out;
   }
