@@ -23,7 +23,9 @@ export function displayStateCondition(
 ): SqlFragment {
   switch (kind) {
     case "queued":
-      return { sql: "status = 'queued' AND deadline_at >= ?", params: [now] };
+      return { sql: "status = 'queued' AND attempt = 0 AND deadline_at >= ?", params: [now] };
+    case "retrying":
+      return { sql: "status = 'queued' AND attempt > 0 AND deadline_at >= ?", params: [now] };
     case "queued_overdue":
       return { sql: "status = 'queued' AND deadline_at < ?", params: [now] };
     case "running":
