@@ -59,24 +59,53 @@ export function minRunIdAt(ms: number): string {
 
 const LIVE_STATUSES = "status IN ('queued', 'running')";
 
+
 function anyOf(parts: SqlFragment[]): SqlFragment {
   return { sql: parts.map((p) => `(${p.sql})`).join(" OR "), params: parts.flatMap((p) => p.params) };
 }
 
+/** Which status each live display state has: a live group's listing is one index range per status. */
+const STATUS_OF: Partial<Record<DisplayStateKind, "queued" | "running">> = {
+  queued: "queued",
+  retrying: "queued",
+  queued_overdue: "queued",
+  running: "running",
+  running_stale: "running",
+};
+
 /**
- * The condition of a display filter. A group of live states is bounded by
- * `status IN (…)` first, so the (workspace, status, id) index serves it and it
- * reads live runs only, never the history; "failures" is the outcome index's.
+ * The listing of one page. A single display state is one condition on the
+ * listing index; "failures" is the outcome index's. A group of live states
+ * (active, stale) is one keyset range per status, each served by the
+ * (workspace, status, id) index in id order, merged: with `status IN (…)`
+ * SQLite would rather walk the whole workspace in id order than sort, and
+ * read the history to find a few live runs.
  */
-export function displayFilterCondition(display: DisplayFilter, now: number): SqlFragment {
+export function listingQuery(workspaceId: string, f: OperationsFilter, now: number): SqlFragment {
   const policies = registeredPolicies();
   const cond = (k: DisplayStateKind) => displayStateCondition(k, policies, DEFAULT_SETTINGS, now);
-  if (display === "failures") return { sql: "outcome = 'failed'", params: [] };
-  if (display === "active" || display === "stale") {
-    const any = anyOf(DISPLAY_GROUPS[display].map(cond));
-    return { sql: `${LIVE_STATUSES} AND (${any.sql})`, params: any.params };
+  const common: SqlFragment[] = f.since !== undefined ? [{ sql: "id >= ?", params: [minRunIdAt(f.since)] }] : [];
+  const page = (status: "queued" | "running" | undefined, extra: SqlFragment[]) => {
+    const all = [...extra, ...common];
+    const where = all.length > 0 ? { sql: all.map((w) => `(${w.sql})`).join(" AND "), params: all.flatMap((w) => w.params) } : undefined;
+    return listRunsQuery(workspaceId, {
+      limit: f.limit,
+      ...(status ? { status } : {}),
+      ...(f.type ? { type: f.type } : {}),
+      ...(f.before ? { before: f.before } : {}),
+      ...(where ? { where } : {}),
+    });
+  };
+  if (f.display === "active" || f.display === "stale") {
+    const kinds: readonly DisplayStateKind[] = DISPLAY_GROUPS[f.display];
+    const branches = (["queued", "running"] as const).map((status) => page(status, [anyOf(kinds.filter((k) => STATUS_OF[k] === status).map(cond))]));
+    return {
+      sql: `SELECT * FROM (${branches[0]!.sql}) UNION ALL SELECT * FROM (${branches[1]!.sql}) ORDER BY id DESC LIMIT ?`,
+      params: [...branches[0]!.params, ...branches[1]!.params, f.limit + 1],
+    };
   }
-  return cond(display);
+  if (f.display === "failures") return page(undefined, [{ sql: "outcome = 'failed'", params: [] }]);
+  return page(undefined, f.display ? [cond(f.display)] : []);
 }
 
 function tilesQuery(workspaceId: string, now: number): SqlFragment {
@@ -135,17 +164,7 @@ export async function operationsPage(db: D1Database, workspaceId: string, f: Ope
       d1: { rowsRead: (tilesRes?.meta.rows_read ?? 0) + (runRes?.meta.rows_read ?? 0), roundTrips: 1 },
     };
   }
-  const where: SqlFragment[] = [];
-  if (f.display) where.push(displayFilterCondition(f.display, now));
-  if (f.since !== undefined) where.push({ sql: "id >= ?", params: [minRunIdAt(f.since)] });
-  const extra =
-    where.length > 0 ? { sql: where.map((w) => `(${w.sql})`).join(" AND "), params: where.flatMap((w) => w.params) } : undefined;
-  const list = listRunsQuery(workspaceId, {
-    limit: f.limit,
-    ...(f.type ? { type: f.type } : {}),
-    ...(f.before ? { before: f.before } : {}),
-    ...(extra ? { where: extra } : {}),
-  });
+  const list = listingQuery(workspaceId, f, now);
   const [tilesRes, listRes] = await db.batch([
     db.prepare(t.sql).bind(...t.params),
     db.prepare(list.sql).bind(...list.params),
