@@ -620,7 +620,7 @@ describe("lifecycle page", () => {
       staleQueuedAfterMs: "2 min (120000 ms)",
       staleRunningAfterMs: "90 s (90000 ms)",
       maxAttempts: "3",
-      retryDelaySeconds: "5 s (5 s)",
+      retryDelaySeconds: "5 s",
       queue: P.queue,
     });
     const settings = Object.fromEntries((await parseHtml(html, "dd[data-setting]")).map((d) => [d.attrs["data-setting"], squash(d.text)]));

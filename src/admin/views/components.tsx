@@ -75,7 +75,7 @@ export function shortRunId(id: string): string {
 export function CopyButton({ value, what }: { value: string; what: string }) {
   return (
     <button type="button" class="copy" data-copy={value} aria-label={`Copy ${what}`} title={`Copy ${what}`}>
-      <span aria-hidden="true">⧉</span>
+      Copy
     </button>
   );
 }

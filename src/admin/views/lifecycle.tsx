@@ -35,6 +35,8 @@ const RULE_UNITS: Record<RuleId, Unit> = { T1: "ms", T2: "ms", T3: "count", T4: 
 function Value({ value, unit }: { value: string | number; unit: Unit }) {
   if (typeof value !== "number" || unit === "count" || unit === "text") return <code>{String(value)}</code>;
   const ms = unit === "s" ? value * 1_000 : value;
+  // The raw number only where it says more than the human one ("12 h (43200 s)", "5 min (300000 ms)", not "5 s (5 s)").
+  if (exactDuration(ms) === `${value} ${unit}`) return <span class="human">{exactDuration(ms)}</span>;
   return (
     <>
       <span class="human">{exactDuration(ms)}</span>{" "}
