@@ -14,6 +14,7 @@ import { makeWorkspace, runService } from "../support/fixtures";
 import {
   batchRecorder,
   classes,
+  clientFor,
   createQueued,
   createRetrying,
   createRunning,
@@ -23,18 +24,11 @@ import {
   PAGE_SIZE,
   parseHtml,
   seedEveryDisplayState,
-  seedUser,
   setRow,
-  signIn,
   squash,
-  type AdminClient,
 } from "../support/admin";
 
 const LEGACY = "legacy.removed";
-
-async function clientFor(workspaceId: string, role: "owner" | "operator" | "viewer" = "owner"): Promise<AdminClient> {
-  return signIn((await seedUser([[workspaceId, role]], role)).id);
-}
 
 async function row(html: string, runId: string) {
   const tr = await one(html, `tr[data-run-id="${runId}"]`);

@@ -11,6 +11,7 @@ import type { RunService } from "../../src/runs";
 import { makeWorkspace, runService } from "../support/fixtures";
 import {
   classes,
+  clientFor,
   createDeadLettered,
   createExecutionFailure,
   createQueued,
@@ -23,19 +24,12 @@ import {
   PAGE_SIZE,
   parseHtml,
   seedEveryDisplayState,
-  seedUser,
   setRow,
-  signIn,
   squash,
-  type AdminClient,
 } from "../support/admin";
 
 const DAY = 86_400_000;
 const LEGACY = "legacy.removed";
-
-async function clientFor(workspaceId: string, role: "owner" | "operator" | "viewer" = "owner"): Promise<AdminClient> {
-  return signIn((await seedUser([[workspaceId, role]], role)).id);
-}
 
 async function rows(html: string) {
   const trs = await parseHtml(html, "tr[data-run-id]");

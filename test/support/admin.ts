@@ -108,6 +108,11 @@ export class AdminClient {
   }
 }
 
+/** A new user with `role` in `workspaceId`, signed in. */
+export async function clientFor(workspaceId: string, role: MembershipRole = "owner"): Promise<AdminClient> {
+  return signIn((await seedUser([[workspaceId, role]], role)).id);
+}
+
 /** Sign in through the dev sign-in form; the client holds the session cookie. */
 export async function signIn(userId: string, bindings: AdminBindings = devEnv()): Promise<AdminClient> {
   const client = new AdminClient(bindings);

@@ -110,3 +110,51 @@ export function withQuery(path: string, params: Record<string, string | number |
   const s = q.toString();
   return s ? `${path}?${s}` : path;
 }
+
+/** A labelled filter <select>: "Any" (the empty value) first, then each option, the current one selected. */
+export function FilterSelect({
+  name,
+  label,
+  any = "Any",
+  options,
+  selected,
+}: {
+  name: string;
+  label: string;
+  any?: string;
+  options: ReadonlyArray<string | readonly [value: string, text: string]>;
+  selected: string | undefined;
+}) {
+  return (
+    <label>
+      {label}
+      <select name={name}>
+        <option value="">{any}</option>
+        {options.map((o) => {
+          const [value, text] = typeof o === "string" ? [o, o] : o;
+          return (
+            <option value={value} selected={selected === value}>
+              {text}
+            </option>
+          );
+        })}
+      </select>
+    </label>
+  );
+}
+
+/** A filter form's Apply button, and a way back to everything once filtered. */
+export function FilterActions({ filtered, clearHref }: { filtered: boolean; clearHref: string }) {
+  return (
+    <>
+      <button type="submit" class="button">
+        Apply
+      </button>
+      {filtered ? (
+        <a class="link" href={clearHref}>
+          Clear
+        </a>
+      ) : null}
+    </>
+  );
+}

@@ -9,7 +9,7 @@
 import { DISPLAY_STATES, formatDuration } from "../../lifecycle";
 import type { RunRecord } from "../../runs";
 import { DISPLAY_GROUPS, type DisplayFilter, type OperationsPage, type Tiles } from "../queries";
-import { CopyButton, EmptyState, ProgressBar, RelTime, shortRunId, withQuery } from "./components";
+import { CopyButton, EmptyState, FilterActions, FilterSelect, ProgressBar, RelTime, shortRunId, withQuery } from "./components";
 import { DISPLAY_LABELS, displayOf, RunState } from "./state";
 
 export const RANGES = { "1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000 } as const;
@@ -222,36 +222,9 @@ function Filters({ q, types, searchError }: { q: OperationsQuery; types: string[
           </optgroup>
         </select>
       </label>
-      <label>
-        Type
-        <select name="type">
-          <option value="">Any</option>
-          {types.map((t) => (
-            <option value={t} selected={q.type === t}>
-              {t}
-            </option>
-          ))}
-        </select>
-      </label>
-      <label>
-        Created within
-        <select name="range">
-          <option value="">Any time</option>
-          {Object.keys(RANGES).map((r) => (
-            <option value={r} selected={q.range === r}>
-              {r}
-            </option>
-          ))}
-        </select>
-      </label>
-      <button type="submit" class="button">
-        Apply
-      </button>
-      {filtered ? (
-        <a class="link" href="/admin/operations">
-          Clear
-        </a>
-      ) : null}
+      <FilterSelect name="type" label="Type" options={types} selected={q.type} />
+      <FilterSelect name="range" label="Created within" any="Any time" options={Object.keys(RANGES)} selected={q.range} />
+      <FilterActions filtered={filtered} clearHref="/admin/operations" />
       {searchError ? (
         <p id="run-search-error" class="field-error" role="alert">
           {searchError}
