@@ -59,7 +59,6 @@ export function minRunIdAt(ms: number): string {
 
 const LIVE_STATUSES = "status IN ('queued', 'running')";
 
-
 function anyOf(parts: SqlFragment[]): SqlFragment {
   return { sql: parts.map((p) => `(${p.sql})`).join(" OR "), params: parts.flatMap((p) => p.params) };
 }

@@ -128,9 +128,12 @@ export function RunSummary({ run, now, showDiagnostics }: { run: RunRecord; now:
     <section id="run-summary" class="run-summary" hx-swap-oob="morph" data-display={display.kind} data-label={display.label}>
       <div class="run-summary__status">
         <RunState run={run} display={display} now={now} showDiagnostics={showDiagnostics} />
-        <span class="muted">
-          attempt {run.attempt} of {run.maxAttempts}
-        </span>
+        {/* A retrying run's state already says which attempt ended and which comes next. */}
+        {display.retry ? null : (
+          <span class="muted">
+            attempt {run.attempt} of {run.maxAttempts}
+          </span>
+        )}
       </div>
       {display.kind === "running_stale" || display.kind === "queued_overdue" ? (
         <div class="callout callout--warn">
