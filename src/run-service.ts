@@ -7,7 +7,20 @@ export function runServiceFor(db: D1Database): RunService {
   return new RunService(db, { policyFor, settings: DEFAULT_SETTINGS });
 }
 
-/** A run's display state at `now`; a type no longer registered has no policy to vouch for liveness. */
-export function displayStateOf(run: DisplayInput & { type: string }, now: number): DisplayState {
-  return displayState(run, getOperation(run.type)?.policy ?? null, DEFAULT_SETTINGS, now);
+/**
+ * A run's display state at `now`; a type no longer registered has no policy
+ * to vouch for liveness. The run's own thresholds (diagnostics) win over the
+ * type's current policy: a deploy may have changed the policy since.
+ */
+export function displayStateOf(
+  run: DisplayInput & { type: string; diagnostics?: { thresholds?: Record<string, number> } },
+  now: number,
+): DisplayState {
+  const own = run.diagnostics?.thresholds?.staleQueuedAfterMs;
+  return displayState(
+    { ...run, staleQueuedAfterMs: typeof own === "number" ? own : (run.staleQueuedAfterMs ?? null) },
+    getOperation(run.type)?.policy ?? null,
+    DEFAULT_SETTINGS,
+    now,
+  );
 }

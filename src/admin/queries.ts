@@ -1,22 +1,41 @@
 /**
  * The operations page's data: summary tiles and one page of runs, fetched in
  * a single D1 batch (one round trip). Tiles count live runs by display state
- * in SQL and failures of the last 24 h through a partial index; the listing
- * reads at most one page plus one row.
+ * in SQL and the failed runs created in the last 24 h through the outcome
+ * index, with the very conditions the filters they link to use; the listing
+ * reads at most one page plus one row, and a search by run id is one
+ * primary-key lookup scoped by the workspace.
  */
-import { DEFAULT_SETTINGS, type DisplayStateKind } from "../lifecycle";
+import { DEFAULT_SETTINGS, DISPLAY_STATES, type DisplayStateKind } from "../lifecycle";
 import { registeredPolicies } from "../operations";
-import { displayStateCondition, listRunsQuery, rowToRecord, type RunRecord, type RunRow, type SqlFragment } from "../runs";
+import { displayStateCondition, listRunsQuery, RUN_COLUMNS, rowToRecord, type RunRecord, type RunRow, type SqlFragment } from "../runs";
 
 export interface Tiles {
+  /** Healthy live work: queued, retrying and running with a fresh heartbeat. */
   active: number;
+  /** Of the active runs, those waiting for their next attempt. */
+  retrying: number;
   stale: number;
+  /** Failed runs created in the last 24 h (what `display=failures&range=24h` lists). */
   failures24h: number;
+  /** Of those, the ones the lifecycle machinery decided. */
   reconciledFailures24h: number;
 }
 
+/** Filters that select several display states at once (what the tiles link to). */
+export const DISPLAY_GROUPS = {
+  active: ["queued", "retrying", "running"],
+  stale: ["queued_overdue", "running_stale"],
+  failures: ["failed", "failed_reconciled"],
+} as const satisfies Record<string, readonly DisplayStateKind[]>;
+
+export type DisplayFilter = DisplayStateKind | keyof typeof DISPLAY_GROUPS;
+export const DISPLAY_FILTERS: [DisplayFilter, ...DisplayFilter[]] = ["active", "stale", "failures", ...DISPLAY_STATES];
+
 export interface OperationsFilter {
-  display?: DisplayStateKind;
+  display?: DisplayFilter;
+  /** A full run id: only that run, if it is this workspace's. */
+  runId?: string;
   type?: string;
   /** Only runs created at or after this time (via the id's time prefix, so the index still serves it). */
   since?: number;
@@ -38,25 +57,88 @@ export function minRunIdAt(ms: number): string {
   return `run_${out}${"0".repeat(16)}`;
 }
 
+const LIVE_STATUSES = "status IN ('queued', 'running')";
+
+function anyOf(parts: SqlFragment[]): SqlFragment {
+  return { sql: parts.map((p) => `(${p.sql})`).join(" OR "), params: parts.flatMap((p) => p.params) };
+}
+
+/** Which status each live display state has: a live group's listing is one index range per status. */
+const STATUS_OF: Partial<Record<DisplayStateKind, "queued" | "running">> = {
+  queued: "queued",
+  retrying: "queued",
+  queued_overdue: "queued",
+  running: "running",
+  running_stale: "running",
+};
+
+/**
+ * The listing of one page. A single display state is one condition on the
+ * listing index; "failures" is the outcome index's. A group of live states
+ * (active, stale) is one keyset range per status, each served by the
+ * (workspace, status, id) index in id order, merged: with `status IN (…)`
+ * SQLite would rather walk the whole workspace in id order than sort, and
+ * read the history to find a few live runs.
+ */
+export function listingQuery(workspaceId: string, f: OperationsFilter, now: number): SqlFragment {
+  const policies = registeredPolicies();
+  const cond = (k: DisplayStateKind) => displayStateCondition(k, policies, DEFAULT_SETTINGS, now);
+  const common: SqlFragment[] = f.since !== undefined ? [{ sql: "id >= ?", params: [minRunIdAt(f.since)] }] : [];
+  const page = (status: "queued" | "running" | undefined, extra: SqlFragment[]) => {
+    const all = [...extra, ...common];
+    const where = all.length > 0 ? { sql: all.map((w) => `(${w.sql})`).join(" AND "), params: all.flatMap((w) => w.params) } : undefined;
+    return listRunsQuery(workspaceId, {
+      limit: f.limit,
+      ...(status ? { status } : {}),
+      ...(f.type ? { type: f.type } : {}),
+      ...(f.before ? { before: f.before } : {}),
+      ...(where ? { where } : {}),
+    });
+  };
+  if (f.display === "active" || f.display === "stale") {
+    const kinds: readonly DisplayStateKind[] = DISPLAY_GROUPS[f.display];
+    const branches = (["queued", "running"] as const).map((status) => page(status, [anyOf(kinds.filter((k) => STATUS_OF[k] === status).map(cond))]));
+    return {
+      sql: `SELECT * FROM (${branches[0]!.sql}) UNION ALL SELECT * FROM (${branches[1]!.sql}) ORDER BY id DESC LIMIT ?`,
+      params: [...branches[0]!.params, ...branches[1]!.params, f.limit + 1],
+    };
+  }
+  if (f.display === "failures") return page(undefined, [{ sql: "outcome = 'failed'", params: [] }]);
+  return page(undefined, f.display ? [cond(f.display)] : []);
+}
+
 function tilesQuery(workspaceId: string, now: number): SqlFragment {
   const policies = registeredPolicies();
   const cond = (k: DisplayStateKind) => displayStateCondition(k, policies, DEFAULT_SETTINGS, now);
-  const parts: SqlFragment[] = [cond("queued"), cond("running"), cond("queued_overdue"), cond("running_stale")];
+  const active = anyOf(DISPLAY_GROUPS.active.map(cond));
+  const retrying = cond("retrying");
+  const stale = anyOf(DISPLAY_GROUPS.stale.map(cond));
+  const reconciled = cond("failed_reconciled");
+  const since = minRunIdAt(now - DAY_MS);
+  // Unqualified columns in the subqueries name their own `f` rows (SQLite resolves to the innermost scope).
   const sql = `SELECT
-      COALESCE(SUM(CASE WHEN (${parts[0]!.sql}) OR (${parts[1]!.sql}) THEN 1 ELSE 0 END), 0) AS active,
-      COALESCE(SUM(CASE WHEN (${parts[2]!.sql}) OR (${parts[3]!.sql}) THEN 1 ELSE 0 END), 0) AS stale,
-      (SELECT COUNT(*) FROM operation_runs f WHERE f.workspace_id = ? AND f.status = 'completed' AND f.outcome = 'failed' AND f.completed_at >= ?) AS failures24h,
-      (SELECT COUNT(*) FROM operation_runs f WHERE f.workspace_id = ? AND f.status = 'completed' AND f.outcome = 'failed' AND f.completed_at >= ? AND f.reconciled_by IS NOT NULL) AS reconciledFailures24h
-    FROM operation_runs WHERE workspace_id = ? AND status IN ('queued', 'running')`;
+      COALESCE(SUM(CASE WHEN ${active.sql} THEN 1 ELSE 0 END), 0) AS active,
+      COALESCE(SUM(CASE WHEN ${retrying.sql} THEN 1 ELSE 0 END), 0) AS retrying,
+      COALESCE(SUM(CASE WHEN ${stale.sql} THEN 1 ELSE 0 END), 0) AS stale,
+      (SELECT COUNT(*) FROM operation_runs f WHERE f.workspace_id = ? AND f.outcome = 'failed' AND f.id >= ?) AS failures24h,
+      (SELECT COUNT(*) FROM operation_runs f WHERE f.workspace_id = ? AND f.id >= ? AND (${reconciled.sql})) AS reconciledFailures24h
+    FROM operation_runs WHERE workspace_id = ? AND ${LIVE_STATUSES}`;
   const params = [
-    ...parts.flatMap((p) => p.params),
+    ...active.params,
+    ...retrying.params,
+    ...stale.params,
     workspaceId,
-    now - DAY_MS,
+    since,
     workspaceId,
-    now - DAY_MS,
+    since,
+    ...reconciled.params,
     workspaceId,
   ];
   return { sql, params };
+}
+
+function tilesOf(res: D1Result | undefined): Tiles {
+  return (res?.results[0] as Tiles | undefined) ?? { active: 0, retrying: 0, stale: 0, failures24h: 0, reconciledFailures24h: 0 };
 }
 
 export interface OperationsPage {
@@ -68,27 +150,28 @@ export interface OperationsPage {
 
 export async function operationsPage(db: D1Database, workspaceId: string, f: OperationsFilter, now: number): Promise<OperationsPage> {
   const t = tilesQuery(workspaceId, now);
-  const policies = registeredPolicies();
-  const where: SqlFragment[] = [];
-  if (f.display) where.push(displayStateCondition(f.display, policies, DEFAULT_SETTINGS, now));
-  if (f.since !== undefined) where.push({ sql: "id >= ?", params: [minRunIdAt(f.since)] });
-  const extra =
-    where.length > 0 ? { sql: where.map((w) => `(${w.sql})`).join(" AND "), params: where.flatMap((w) => w.params) } : undefined;
-  const list = listRunsQuery(workspaceId, {
-    limit: f.limit,
-    ...(f.type ? { type: f.type } : {}),
-    ...(f.before ? { before: f.before } : {}),
-    ...(extra ? { where: extra } : {}),
-  });
+  if (f.runId !== undefined) {
+    // A search by id: the primary key, scoped by the workspace (another workspace's run is simply not found).
+    const [tilesRes, runRes] = await db.batch([
+      db.prepare(t.sql).bind(...t.params),
+      db.prepare(`SELECT ${RUN_COLUMNS} FROM operation_runs WHERE id = ? AND workspace_id = ?`).bind(f.runId, workspaceId),
+    ]);
+    return {
+      tiles: tilesOf(tilesRes),
+      runs: ((runRes?.results ?? []) as RunRow[]).map(rowToRecord),
+      nextCursor: null,
+      d1: { rowsRead: (tilesRes?.meta.rows_read ?? 0) + (runRes?.meta.rows_read ?? 0), roundTrips: 1 },
+    };
+  }
+  const list = listingQuery(workspaceId, f, now);
   const [tilesRes, listRes] = await db.batch([
     db.prepare(t.sql).bind(...t.params),
     db.prepare(list.sql).bind(...list.params),
   ]);
-  const tiles = (tilesRes?.results[0] as Tiles | undefined) ?? { active: 0, stale: 0, failures24h: 0, reconciledFailures24h: 0 };
   const rows = (listRes?.results ?? []) as RunRow[];
   const page = rows.slice(0, f.limit);
   return {
-    tiles,
+    tiles: tilesOf(tilesRes),
     runs: page.map(rowToRecord),
     nextCursor: rows.length > f.limit && page.length > 0 ? page[page.length - 1]!.id : null,
     d1: { rowsRead: (tilesRes?.meta.rows_read ?? 0) + (listRes?.meta.rows_read ?? 0), roundTrips: 1 },

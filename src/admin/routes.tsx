@@ -7,7 +7,7 @@ import { Hono, type Context } from "hono";
 import { csrf } from "hono/csrf";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
-import { DEFAULT_SETTINGS, DISPLAY_STATES } from "../lifecycle";
+import { DEFAULT_SETTINGS } from "../lifecycle";
 import { getOperation, operationTypes } from "../operations";
 import { ACTOR_KINDS, getAuditEvent, listAuditEvents, runTimeline } from "../runs";
 import { runtimeContract } from "../contract-runtime";
@@ -17,7 +17,7 @@ import { can } from "./auth/capabilities";
 import { authMode } from "./auth/mode";
 import { endSession, startSession } from "./auth/session";
 import { AdminHttpError, requireCapability, requireViewer, selectWorkspace, type AdminDeps, type AdminEnv } from "./auth/viewer";
-import { operationsPage } from "./queries";
+import { DISPLAY_FILTERS, operationsPage } from "./queries";
 import { adminSecureHeaders } from "./security";
 import { AuditView, EventDetail, type AuditQuery } from "./views/audit";
 import { Layout } from "./views/layout";
@@ -31,7 +31,8 @@ const RUN_ID = /^run_[0-9A-HJKMNP-TV-Z]{26}$/;
 const EVENT_ID = /^evt_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 const operationsQuery = z.object({
-  display: z.enum(DISPLAY_STATES).optional().catch(undefined),
+  display: z.enum(DISPLAY_FILTERS).optional().catch(undefined),
+  run: z.string().max(200).optional().catch(undefined),
   type: z.string().max(200).optional().catch(undefined),
   range: z.enum(Object.keys(RANGES) as [keyof typeof RANGES, ...Array<keyof typeof RANGES>]).optional().catch(undefined),
   cursor: z.string().regex(RUN_ID).optional().catch(undefined),
@@ -50,6 +51,19 @@ function emptyToUndefined(q: Record<string, string>): Record<string, string | un
 }
 
 const isHtmx = (c: Context) => c.req.header("hx-request") === "true";
+
+/**
+ * A run id as an operator pastes it: surrounding space and letter case do not
+ * matter (Crockford base32 is case-insensitive), the `run_` prefix may be left
+ * out. Anything else is refused with a sentence, never looked up.
+ */
+export function normalizeRunId(raw: string): { ok: true; id: string } | { ok: false; error: string } {
+  const body = raw.trim().replace(/^run_/i, "").toUpperCase();
+  const id = `run_${body}`;
+  return RUN_ID.test(id)
+    ? { ok: true, id }
+    : { ok: false, error: "A run id is run_ followed by 26 letters and digits. Paste the whole id, as shown on the run's page." };
+}
 
 export function createAdmin(deps: AdminDeps = {}) {
   const admin = new Hono<AdminEnv>();
@@ -71,7 +85,17 @@ export function createAdmin(deps: AdminDeps = {}) {
         }
         if (c.req.method === "GET") return c.redirect("/admin/sign-in", 302);
       }
-      return c.html(<ErrorView status={error.status} title={error.title} detail={error.detail} signIn={error.status === 401 && authMode(c.env).kind === "dev"} />, error.status);
+      return c.html(
+        <ErrorView
+          status={error.status}
+          title={error.title}
+          detail={error.detail}
+          signIn={error.status === 401 && authMode(c.env).kind === "dev"}
+          viewer={c.get("viewer") ?? null}
+          devSignIn={authMode(c.env).kind === "dev"}
+        />,
+        error.status,
+      );
     }
     // hono's own refusals, e.g. csrf() answering a cross-origin form post with 403: the client's, not an internal error.
     if (error instanceof HTTPException && error.status < 500) {
@@ -136,13 +160,18 @@ export function createAdmin(deps: AdminDeps = {}) {
 
   const readOperationsQuery = (c: Context<AdminEnv>) => {
     const q = operationsQuery.parse(emptyToUndefined(c.req.query()));
+    const search = q.run === undefined ? undefined : normalizeRunId(q.run);
     const oq: OperationsQuery = {
       ...(q.display ? { display: q.display } : {}),
       ...(q.type ? { type: q.type } : {}),
       ...(q.range ? { range: q.range } : {}),
+      ...(search?.ok ? { run: search.id } : {}),
     };
-    return { oq, cursor: q.cursor };
+    const searchError = search && !search.ok ? search.error : null;
+    return { oq, cursor: q.cursor, searchError };
   };
+
+  const showDiagnostics = (c: Context<AdminEnv>) => can(c.get("viewer").current.role, "runs:diagnostics");
 
   const loadPage = (c: Context<AdminEnv>, oq: OperationsQuery, cursor: string | undefined, now: number) =>
     operationsPage(
@@ -150,6 +179,7 @@ export function createAdmin(deps: AdminDeps = {}) {
       c.get("viewer").current.workspaceId,
       {
         limit: PAGE_SIZE,
+        ...(oq.run ? { runId: oq.run } : {}),
         ...(oq.display ? { display: oq.display } : {}),
         ...(oq.type ? { type: oq.type } : {}),
         ...(oq.range ? { since: now - RANGES[oq.range] } : {}),
@@ -160,11 +190,11 @@ export function createAdmin(deps: AdminDeps = {}) {
 
   admin.get("/operations", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
-    const { oq, cursor } = readOperationsQuery(c);
+    const { oq, cursor, searchError } = readOperationsQuery(c);
     const page = await loadPage(c, oq, cursor, now);
     return c.html(
       <Layout title="Operations" viewer={c.get("viewer")} active="operations" devSignIn={devSignIn(c)}>
-        <OperationsView page={page} q={oq} types={operationTypes()} now={now} />
+        <OperationsView page={page} q={oq} types={operationTypes()} now={now} showDiagnostics={showDiagnostics(c)} searchError={searchError} />
       </Layout>,
     );
   });
@@ -173,14 +203,14 @@ export function createAdmin(deps: AdminDeps = {}) {
     const now = Date.now();
     const { oq } = readOperationsQuery(c);
     const page = await loadPage(c, oq, undefined, now);
-    return c.html(<LiveRegion page={page} q={oq} now={now} />);
+    return c.html(<LiveRegion page={page} q={oq} now={now} showDiagnostics={showDiagnostics(c)} />);
   });
 
   admin.get("/operations/more", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
     const { oq, cursor } = readOperationsQuery(c);
     const page = await loadPage(c, oq, cursor, now);
-    return c.html(<MoreRows page={page} q={oq} now={now} />);
+    return c.html(<MoreRows page={page} q={oq} now={now} showDiagnostics={showDiagnostics(c)} />);
   });
 
   const loadRun = async (c: Context<AdminEnv>) => {
@@ -197,7 +227,7 @@ export function createAdmin(deps: AdminDeps = {}) {
     const viewer = c.get("viewer");
     return c.html(
       <Layout title={`Run ${run.id}`} viewer={viewer} active="operations" devSignIn={devSignIn(c)}>
-        <RunView run={run} events={events} now={now} showDiagnostics={can(viewer.current.role, "runs:diagnostics")} />
+        <RunView run={run} events={events} now={now} showDiagnostics={showDiagnostics(c)} />
       </Layout>,
     );
   });
@@ -208,7 +238,7 @@ export function createAdmin(deps: AdminDeps = {}) {
     const events = await runTimeline(c.env.DB, run.workspaceId, run.id);
     return c.html(
       <>
-        <RunSummary run={run} now={now} />
+        <RunSummary run={run} now={now} showDiagnostics={showDiagnostics(c)} />
         <Timeline events={events} now={now} />
         <RunPoller run={run} />
       </>,

@@ -8,6 +8,7 @@ import type { Detector, Outcome, RunStatus } from "./states";
 
 export const DISPLAY_STATES = [
   "queued",
+  "retrying",
   "queued_overdue",
   "running",
   "running_stale",
@@ -22,17 +23,24 @@ export interface DisplayState {
   kind: DisplayStateKind;
   /** The words of the contract's table, e.g. "Running · no heartbeat for 42 s". */
   label: string;
-  /** Whether this is healthy, live work (only queued-in-time and running-fresh are). */
+  /** Whether this is healthy, live work (queued or retrying in time, and running fresh). */
   live: boolean;
   /** For the stale kinds: how far past the threshold, in ms. */
   overdueByMs?: number;
   /** For `failed_reconciled`: which detector decided. */
   detector?: Detector;
+  /**
+   * For `retrying`: the attempt that failed or was lost, and when the next
+   * one is due (epoch ms; `null` when the run has no stored deadline).
+   */
+  retry?: { afterAttempt: number; dueAt: number | null };
 }
 
 export interface DisplayInput {
   status: RunStatus;
   outcome: Outcome;
+  /** The current/last attempt; a queued run with attempt > 0 is waiting for a retry or a re-dispatch. */
+  attempt: number;
   reasonCode: ReasonCode | null;
   reconciledBy: Detector | null;
   createdAt: number;
@@ -40,6 +48,12 @@ export interface DisplayInput {
   lastHeartbeatAt: number | null;
   /** D1 deadline (queued: when it becomes overdue). */
   deadlineAt: number | null;
+  /**
+   * The run's own stale-queued threshold in ms (its `diagnostics.thresholds`),
+   * when recorded; else the policy's is used. A queued deadline is "due time +
+   * staleQueuedAfterMs" (contract section 4), so this recovers the due time.
+   */
+  staleQueuedAfterMs?: number | null;
 }
 
 /** "42 s", "3 min", "2 h", "5 d": coarse, for labels. */
@@ -72,9 +86,15 @@ export function displayState(
 ): DisplayState {
   switch (run.status) {
     case "queued": {
-      const deadline = run.deadlineAt ?? (policy ? run.createdAt + policy.staleQueuedAfterMs : null);
+      const threshold = run.staleQueuedAfterMs ?? policy?.staleQueuedAfterMs ?? null;
+      const deadline = run.deadlineAt ?? (threshold !== null ? run.createdAt + threshold : null);
       if (deadline !== null && now > deadline) {
         return { kind: "queued_overdue", label: "Queued · overdue", live: false, overdueByMs: now - deadline };
+      }
+      // Back in the queue after an attempt failed or was lost: waiting work, never fresh work (contract section 6).
+      if (run.attempt > 0) {
+        const dueAt = run.deadlineAt !== null && threshold !== null ? run.deadlineAt - threshold : null;
+        return { kind: "retrying", label: "Retrying", live: true, retry: { afterAttempt: run.attempt, dueAt } };
       }
       return { kind: "queued", label: "Queued", live: true };
     }

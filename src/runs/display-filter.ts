@@ -23,7 +23,9 @@ export function displayStateCondition(
 ): SqlFragment {
   switch (kind) {
     case "queued":
-      return { sql: "status = 'queued' AND deadline_at >= ?", params: [now] };
+      return { sql: "status = 'queued' AND attempt = 0 AND deadline_at >= ?", params: [now] };
+    case "retrying":
+      return { sql: "status = 'queued' AND attempt > 0 AND deadline_at >= ?", params: [now] };
     case "queued_overdue":
       return { sql: "status = 'queued' AND deadline_at < ?", params: [now] };
     case "running":
@@ -37,7 +39,8 @@ export function displayStateCondition(
       const cases = entries.map(() => "WHEN ? THEN ?").join(" ");
       const caseParams = entries.flatMap(([type, p]) => [type, p.heartbeatTimeoutMs + settings.heartbeatFlushIntervalMs]);
       const known = entries.map(() => "?").join(", ");
-      const fresh = `type IN (${known}) AND ? - ${last} <= CASE type ${cases} END`;
+      // `+type`: the listing must range over (workspace, status, id), never over every run of a known type.
+      const fresh = `+type IN (${known}) AND ? - ${last} <= CASE type ${cases} END`;
       const params = [...entries.map(([t]) => t), now, ...caseParams];
       return kind === "running"
         ? { sql: `status = 'running' AND ${fresh}`, params }

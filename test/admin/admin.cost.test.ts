@@ -85,7 +85,7 @@ describe(`operationsPage among ${HISTORY.toLocaleString("en-US")} terminal runs`
     expect(m.cost.roundTrips).toBe(1);
     expect(m.page.runs).toHaveLength(PAGE_SIZE);
     expect(m.page.nextCursor).toBe(m.page.runs[PAGE_SIZE - 1]!.id);
-    expect(m.page.tiles).toEqual({ active: LIVE, stale: 0, failures24h: RECENT_FAILURES, reconciledFailures24h: 0 });
+    expect(m.page.tiles).toEqual({ active: LIVE, retrying: 0, stale: 0, failures24h: RECENT_FAILURES, reconciledFailures24h: 0 });
 
     expect(m.listingRows).toBeGreaterThanOrEqual(PAGE_SIZE);
     expect(m.listingRows).toBeLessThanOrEqual(LISTING_BOUND);

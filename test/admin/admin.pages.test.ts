@@ -11,6 +11,7 @@ import type { RunService } from "../../src/runs";
 import { makeWorkspace, runService } from "../support/fixtures";
 import {
   classes,
+  clientFor,
   createDeadLettered,
   createExecutionFailure,
   createQueued,
@@ -23,19 +24,12 @@ import {
   PAGE_SIZE,
   parseHtml,
   seedEveryDisplayState,
-  seedUser,
   setRow,
-  signIn,
   squash,
-  type AdminClient,
 } from "../support/admin";
 
 const DAY = 86_400_000;
 const LEGACY = "legacy.removed";
-
-async function clientFor(workspaceId: string, role: "owner" | "operator" | "viewer" = "owner"): Promise<AdminClient> {
-  return signIn((await seedUser([[workspaceId, role]], role)).id);
-}
 
 async function rows(html: string) {
   const trs = await parseHtml(html, "tr[data-run-id]");
@@ -91,16 +85,18 @@ describe("operations page: display states", () => {
     const stateClasses = new Set(shown.flatMap((r) => r.badgeClasses.filter((c) => c.startsWith("badge--"))));
     expect(stateClasses.size).toBe(DISPLAY_STATES.length);
 
-    const live: DisplayStateKind[] = ["queued", "running"];
+    const live: DisplayStateKind[] = ["queued", "retrying", "running"];
     for (const kind of DISPLAY_STATES) {
       const row = byId.get(seeded[kind])!;
       expect(row.rowClasses.includes("row--live"), kind).toBe(live.includes(kind));
     }
-    for (const kind of ["queued_overdue", "running_stale"] as const) {
+    for (const kind of ["queued_overdue", "running_stale", "retrying"] as const) {
       const row = byId.get(seeded[kind])!;
       expect(row.badgeClasses, kind).not.toContain("badge--running");
       expect(row.badgeClasses, kind).not.toContain("badge--queued");
     }
+    // Waiting for its next attempt is never fresh "Queued".
+    expect(byId.get(seeded.retrying)!.label).toMatch(/^\S+ Retrying$/);
 
     expect(byId.get(seeded.queued_overdue)!.label).toContain("Queued · overdue");
     expect(byId.get(seeded.running_stale)!.label).toMatch(/Running · no heartbeat for (10|11) min/);
@@ -110,26 +106,35 @@ describe("operations page: display states", () => {
     expect(byId.get(seeded.partially_succeeded)!.label).toContain("Partially succeeded");
   });
 
-  it("tiles count active, stale, reconciled and all failures of the last 24 h, for this workspace only", async () => {
+  it("tiles count active, retrying, stale, reconciled and all failures created in the last 24 h, for this workspace only", async () => {
     const svc = runService();
     const [ws, other] = await Promise.all([makeWorkspace("tiles"), makeWorkspace("tiles-other")]);
     await seedEveryDisplayState(ws, svc);
-    // Failures older than 24 h are not "of the last 24 h".
-    const [oldFailure, oldReconciled] = await Promise.all([createExecutionFailure(svc, ws), createDeadLettered(svc, ws)]);
-    await setRow(oldFailure, "completed_at = ?", Date.now() - 2 * DAY);
-    await setRow(oldReconciled, "completed_at = ?", Date.now() - 25 * 3_600_000);
+    // Failed runs created more than 24 h ago are not "of the last 24 h".
+    const [oldFailure, oldReconciled] = await insertTerminalRuns(ws, { count: 2, createdAt: Date.now() - 25 * 3_600_000, failedEvery: 1 });
+    await setRow(oldReconciled!, "reason_code = 'lifecycle.stale_running', reconciled_by = 'sweep'");
+    expect(oldFailure).toBeDefined();
     // Another workspace's runs of every kind count nowhere here.
     await seedEveryDisplayState(other, svc);
 
-    const html = await (await clientFor(ws)).html("/admin/operations");
-    expect(await tiles(html)).toEqual({ active: 2, stale: 2, reconciled: 1, failures: 2 });
+    const client = await clientFor(ws);
+    const html = await client.html("/admin/operations");
+    expect(await tiles(html)).toEqual({ active: 3, retrying: 1, stale: 2, reconciled: 1, failures: 2 });
     const tileBoxes = await parseHtml(html, "#tiles .tile");
-    expect(tileBoxes.map(classes).flat()).toEqual(expect.arrayContaining(["tile--warn", "tile--reconciled", "tile--bad"]));
+    expect(tileBoxes.map(classes).flat()).toEqual(expect.arrayContaining(["tile--warn", "tile--reconciled", "tile--bad", "tile--retrying"]));
+
+    // Each tile links to the filter that lists exactly the runs it counts.
+    const counted = await tiles(html);
+    for (const tile of tileBoxes) {
+      const name = (await parseHtml(html, `#${tile.attrs.id} [data-tile]`))[0]!.attrs["data-tile"]!;
+      const listed = await ids(await client.html(tile.attrs.href!));
+      expect({ name, listed: listed.length }).toEqual({ name, listed: counted[name] });
+    }
 
     // An empty workspace: all zero, and no alarm colours.
     const empty = await makeWorkspace("tiles-empty");
     const emptyHtml = await (await clientFor(empty)).html("/admin/operations");
-    expect(await tiles(emptyHtml)).toEqual({ active: 0, stale: 0, reconciled: 0, failures: 0 });
+    expect(await tiles(emptyHtml)).toEqual({ active: 0, retrying: 0, stale: 0, reconciled: 0, failures: 0 });
     const emptyClasses = (await parseHtml(emptyHtml, "#tiles .tile")).map(classes).flat();
     expect(emptyClasses).not.toContain("tile--warn");
     expect(emptyClasses).not.toContain("tile--bad");
@@ -231,18 +236,19 @@ describe("operations page: polling", () => {
 
     const first = await client.html("/admin/operations/live");
     expect(first).not.toContain("<html");
-    for (const id of ["tiles", "page-first", "poller"]) {
-      expect((await one(first, `#${id}`)).attrs["hx-swap-oob"], id).toBe("true");
+    // Tiles and rows are morphed in place (focus and scroll survive); the poller is replaced.
+    for (const [id, swap] of [["tiles", "morph"], ["page-first", "morph"], ["poller", "true"]]) {
+      expect((await one(first, `#${id}`)).attrs["hx-swap-oob"], id).toBe(swap);
     }
     expect((await one(first, "#page-first")).tag).toBe("tbody");
     expect(await rows(first)).toMatchObject([{ id: run, display: "running" }]);
-    expect(await tiles(first)).toEqual({ active: 1, stale: 0, reconciled: 0, failures: 0 });
+    expect(await tiles(first)).toEqual({ active: 1, retrying: 0, stale: 0, reconciled: 0, failures: 0 });
     expect((await one(first, "#poller")).attrs["hx-trigger"]).toBe("every 2s");
 
     expect((await svc.complete(run, 1, { outcome: "succeeded" })).ok).toBe(true);
     const next = await client.html("/admin/operations/live");
     expect(await rows(next)).toMatchObject([{ id: run, display: "succeeded" }]);
-    expect(await tiles(next)).toEqual({ active: 0, stale: 0, reconciled: 0, failures: 0 });
+    expect(await tiles(next)).toEqual({ active: 0, retrying: 0, stale: 0, reconciled: 0, failures: 0 });
     expect((await one(next, "#poller")).attrs).toMatchObject({ "data-polling": "off" });
     expect((await one(next, "#poller")).attrs["hx-trigger"]).toBeUndefined();
   });
@@ -424,24 +430,29 @@ describe("run page", () => {
     const cells = (await parseHtml(html, "details.diagnostics table.compact tbody td")).map((td) => squash(td.text));
     expect(cells).toEqual([
       "1",
-      expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-      expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/),
+      expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/),
       "handler.error · upstream 503 from inventory API",
     ]);
 
-    const [thresholds, evidence] = await parseHtml(html, "details.diagnostics pre.json");
-    expect(JSON.parse(thresholds!.text)).toEqual({
-      timeoutMs: P.timeoutMs,
-      heartbeatIntervalMs: P.heartbeatIntervalMs,
-      heartbeatTimeoutMs: P.heartbeatTimeoutMs,
-      staleQueuedAfterMs: P.staleQueuedAfterMs,
-      staleRunningAfterMs: P.staleRunningAfterMs,
-      maxAttempts: P.maxAttempts,
-      retryDelaySeconds: P.retryDelaySeconds,
-      heartbeatFlushIntervalMs: DEFAULT_SETTINGS.heartbeatFlushIntervalMs,
-      sweepGraceMs: DEFAULT_SETTINGS.sweepGraceMs,
+    // Thresholds in human units, keyed by their contract names.
+    const thresholds = Object.fromEntries(
+      (await parseHtml(html, "dl[data-thresholds] dd")).map((dd) => [dd.attrs["data-key"], squash(dd.text)]),
+    );
+    expect(thresholds).toEqual({
+      timeoutMs: "5 min (300000 ms) · the type's",
+      heartbeatIntervalMs: "1 s (1000 ms)",
+      heartbeatTimeoutMs: "5 s (5000 ms)",
+      staleQueuedAfterMs: "2 min (120000 ms)",
+      staleRunningAfterMs: "90 s (90000 ms)",
+      maxAttempts: String(P.maxAttempts),
+      retryDelaySeconds: `${P.retryDelaySeconds} s`,
+      heartbeatFlushIntervalMs: "5 s (5000 ms)",
+      sweepGraceMs: "15 s (15000 ms)",
     });
-    expect(JSON.parse(evidence!.text)).toEqual({ deliveryAttempts: 3 });
+    expect([P.timeoutMs, P.staleRunningAfterMs, DEFAULT_SETTINGS.sweepGraceMs]).toEqual([300_000, 90_000, 15_000]);
+    const evidence = (await parseHtml(html, "dl[data-evidence] dd")).map((dd) => [dd.attrs["data-key"], squash(dd.text)]);
+    expect(evidence).toEqual([["deliveryAttempts", "3"]]);
   });
 
   it("a stale running run warns that it looks stuck and keeps polling; a fresh one does not warn; a terminal one stops polling", async () => {
@@ -587,15 +598,34 @@ describe("lifecycle page", () => {
       ["T9", P.expectedRuntimeMs, P.timeoutMs],
     ];
     expect(ruleRows).toHaveLength(expected.length);
+    const values = (await parseHtml(html, "tr[data-rule] [data-value]")).map((v) => Number(v.attrs["data-value"]));
     expected.forEach(([rule, left, right], i) => {
       const row = ruleRows[i]!;
-      const numbers = [...squash(row.text).matchAll(/= (\d+)/g)].map((m) => Number(m[1]));
+      const numbers = values.slice(2 * i, 2 * i + 2);
       expect({ rule: row.attrs["data-rule"], numbers }).toEqual({ rule, numbers: [left, right] });
       expect(squash(row.text)).toContain("demo.work");
       expect(squash(row.text)).toMatch(/✓ holds$/);
     });
-    // The policy as declared.
-    const policy = (await parseHtml(html, "section.policy dd code")).map((c) => c.text);
-    expect(policy).toEqual(expect.arrayContaining([String(P.timeoutMs), String(P.heartbeatTimeoutMs), String(P.staleRunningAfterMs), P.queue]));
+    // Human units, each rule's sides on lines of their own (never run together), the raw number beside.
+    const t1 = (await parseHtml(html, 'tr[data-rule="T1"] [data-value]')).map((d) => squash(d.text));
+    expect(t1).toEqual(["timeoutMs + safety margin = 330 s (330000 ms)", "≤ consumer wall-clock limit (ms) = 15 min (900000 ms)"]);
+    // The policy as declared, in human units.
+    const policy = Object.fromEntries((await parseHtml(html, "section.policy dd[data-field]")).map((d) => [d.attrs["data-field"], squash(d.text)]));
+    expect(policy).toEqual({
+      timeoutMs: "5 min (300000 ms)",
+      expectedRuntimeMs: "1 min (60000 ms)",
+      heartbeatIntervalMs: "1 s (1000 ms)",
+      heartbeatTimeoutMs: "5 s (5000 ms)",
+      staleQueuedAfterMs: "2 min (120000 ms)",
+      staleRunningAfterMs: "90 s (90000 ms)",
+      maxAttempts: "3",
+      retryDelaySeconds: "5 s",
+      queue: P.queue,
+    });
+    const settings = Object.fromEntries((await parseHtml(html, "dd[data-setting]")).map((d) => [d.attrs["data-setting"], squash(d.text)]));
+    expect(settings.consumerWallClockLimitMs).toBe("15 min (900000 ms)");
+    const labels = (await parseHtml(html, "section.policy dt, dl.facts dt")).map((d) => squash(d.text));
+    expect(labels).toContain("Consumer wall-clock limit");
+    expect(labels.every((l) => !/[a-z][A-Z]/.test(l)), labels.join(" | ")).toBe(true);
   });
 });

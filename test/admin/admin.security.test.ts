@@ -219,7 +219,7 @@ describe("stored payloads render as text", () => {
     await expectInert(html, "operations", [`x${ESCAPED_SCRIPT}`]);
     const row = await one(html, "tr[data-run-id]");
     expect(row.attrs["data-run-id"]).toBe(p.live);
-    expect((await one(html, "tr[data-run-id] code")).text).toBe(POISONED_TYPE);
+    expect((await one(html, "tr[data-run-id] code.run-type")).text).toBe(POISONED_TYPE);
     // The reflected filter stays inside its attribute, URL-encoded.
     expect((await one(html, "#poller")).attrs["hx-get"]).toBe(`/admin/operations/live?${query}`);
     const live = await p.client.html(`/admin/operations/live?${query}`);

@@ -67,9 +67,14 @@ async function seedEveryDisplayState(workspaceId: string): Promise<Record<Displa
   };
 
   // Independent runs, so their setups run concurrently; each chain is ordered.
-  const [queued, legacyQueued, overdue, running, stale, legacyRunning, succeeded, partial, threw, handlerFailed, reconciled, deadLettered] =
+  const [queued, retrying, legacyQueued, overdue, running, stale, legacyRunning, succeeded, partial, threw, handlerFailed, reconciled, deadLettered] =
     await Promise.all([
       queuedRun(),
+      // Attempt 1 failed retryably: back in the queue, waiting for attempt 2.
+      claimed(svc, workspaceId).then(async (id) => {
+        ok(await svc.failAttempt(id, 1, { reason: "handler.error", retryable: true, error: new Error("flaky") }));
+        return id;
+      }),
       queuedRun(LEGACY),
       queuedRun().then(async (id) => (await setRow(id, "deadline_at = ?", now - 60_000), id)),
       claimed(svc, workspaceId),
@@ -93,6 +98,7 @@ async function seedEveryDisplayState(workspaceId: string): Promise<Record<Displa
 
   return {
     queued: [queued, legacyQueued],
+    retrying: [retrying],
     queued_overdue: [overdue],
     running: [running],
     running_stale: [stale, legacyRunning],
@@ -217,7 +223,7 @@ describe("filters", () => {
     const client = await apiClient("status");
     const expected = await seedEveryDisplayState(client.workspaceId);
     const kindsOf = {
-      queued: ["queued", "queued_overdue"],
+      queued: ["queued", "retrying", "queued_overdue"],
       running: ["running", "running_stale"],
       completed: ["succeeded", "partially_succeeded", "failed", "failed_reconciled"],
     } as const;

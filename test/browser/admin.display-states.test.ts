@@ -11,6 +11,7 @@ import { runsSql, STALE_AFTER_MS, workspaceSql } from "./support/fixtures";
 
 const LABELS: Record<DisplayStateKind, RegExp> = {
   queued: /^Queued$/,
+  retrying: /^Retrying$/,
   queued_overdue: /^Queued · overdue$/,
   running: /^Running$/,
   running_stale: /^Running · no heartbeat for \d+ min$/,
@@ -29,7 +30,21 @@ interface BadgeLook {
   background: string;
   color: string;
   borderStyle: string;
+  borderColor: string;
   iconAnimation: string;
+}
+
+/** WCAG 2 contrast ratio of two `rgb(r, g, b)` colours. */
+function contrast(a: string, b: string): number {
+  const lum = (c: string) => {
+    const [r, g, b_] = (c.match(/\d+(\.\d+)?/g) ?? []).slice(0, 3).map((v) => {
+      const s = Number(v) / 255;
+      return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r! + 0.7152 * g! + 0.0722 * b_!;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi! + 0.05) / (lo! + 0.05);
 }
 
 /**
@@ -62,6 +77,7 @@ const it = test.extend("badge", { scope: "file" }, async ({ admin }) => {
           background: style.backgroundColor,
           color: style.color,
           borderStyle: style.borderTopStyle,
+          borderColor: style.borderTopColor,
           iconAnimation: icon ? getComputedStyle(icon).animationName : "none",
         };
       }
@@ -82,7 +98,7 @@ const it = test.extend("badge", { scope: "file" }, async ({ admin }) => {
 });
 
 describe("operations page display states (browser)", () => {
-  it("shows each of the 8 display states on its row, with that state's badge and label", ({ admin, badge }) => {
+  it(`shows each of the ${DISPLAY_STATES.length} display states on its row, with that state's badge and label`, ({ admin, badge }) => {
     for (const kind of DISPLAY_STATES) {
       const { rowDisplay, badgeDisplay, badgeClass, label, visible } = badge(kind);
       expect(rowDisplay, kind).toBe(kind);
@@ -105,12 +121,23 @@ describe("operations page display states (browser)", () => {
       expect(badge(stale).borderStyle, `${stale} border`).toBe("dashed");
       expect(badge(live).borderStyle, `${live} border`).toBe("solid");
     }
+    // Waiting for a retry never looks like fresh queued work: its own colours and a dotted border.
+    expect(badge("retrying").background).not.toBe(badge("queued").background);
+    expect(badge("retrying").color).not.toBe(badge("queued").color);
+    expect(badge("retrying").borderStyle).toBe("dotted");
     // Only healthy running work pulses.
     expect(badge("running").iconAnimation).toBe("pulse");
     expect(badge("running_stale").iconAnimation).toBe("none");
     // And no stale look is shared with any healthy or finished state.
     for (const kind of DISPLAY_STATES.filter((k) => k !== "running_stale" && k !== "queued_overdue")) {
       expect(badge(kind).background, `${kind} must not look stale`).not.toBe(badge("running_stale").background);
+    }
+    // Every state has a look of its own, apart from the two stale ones, which share the stale look on purpose.
+    const looks = DISPLAY_STATES.filter((k) => k !== "queued_overdue").map((k) => `${badge(k).background}|${badge(k).color}|${badge(k).borderStyle}`);
+    expect(new Set(looks).size).toBe(looks.length);
+    // The stale badge's dashed border stands out from the white page: ≥ 3:1 (WCAG 1.4.11, non-text contrast).
+    for (const kind of ["queued_overdue", "running_stale"] as const) {
+      expect(contrast(badge(kind).borderColor, "rgb(255, 255, 255)"), `${kind} border ${badge(kind).borderColor}`).toBeGreaterThanOrEqual(3);
     }
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Browser: from the operations page, "View run" opens the run, and the run
+ * Browser: from the operations page, the run's link (named after the run) opens it, and the run
  * page explains its reason code in operator terms: the reason's title, what
  * happened, the side effects, what to do. A reconciliation reads as the
  * lifecycle machinery's decision, naming the detector; an execution failure
@@ -22,7 +22,7 @@ const it = test.extend("runs", { scope: "file" }, async ({ admin }) => {
 
 async function openFromOperations(page: Page, run: SeededRun): Promise<void> {
   await page.goto("/admin/operations");
-  await page.locator(`tr[data-run-id="${run.id}"]`).getByRole("link", { name: "View run" }).click();
+  await page.locator(`tr[data-run-id="${run.id}"]`).getByRole("link", { name: `Run ${run.id}` }).click();
   await page.waitForURL(`**/admin/operations/${run.id}`);
 }
 

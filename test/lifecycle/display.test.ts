@@ -21,6 +21,7 @@ function input(overrides: Partial<DisplayInput>): DisplayInput {
   return {
     status: "queued",
     outcome: "pending",
+    attempt: 0,
     reasonCode: null,
     reconciledBy: null,
     createdAt: T0,
@@ -32,7 +33,7 @@ function input(overrides: Partial<DisplayInput>): DisplayInput {
 }
 
 const runningSince = (lastHeartbeatAt: number | null) =>
-  input({ status: "running", startedAt: T0 + 1_000, lastHeartbeatAt, deadlineAt: null });
+  input({ status: "running", attempt: 1, startedAt: T0 + 1_000, lastHeartbeatAt, deadlineAt: null });
 
 const show = (run: DisplayInput, now: number, p: typeof policy | null = policy): DisplayState =>
   displayState(run, p, settings, now);
@@ -53,7 +54,7 @@ describe("queued", () => {
     });
   });
 
-  it("uses the stored deadline (e.g. a retry's due time) over createdAt", () => {
+  it("uses the stored deadline over createdAt", () => {
     const retried = input({ deadlineAt: T0 + 500_000 });
     expect(show(retried, T0 + 300_000).kind).toBe("queued");
     expect(show(retried, T0 + 500_001).kind).toBe("queued_overdue");
@@ -63,6 +64,50 @@ describe("queued", () => {
     const run = input({ deadlineAt: null });
     expect(show(run, T0 + 120_000).kind).toBe("queued");
     expect(show(run, T0 + 120_001)).toMatchObject({ kind: "queued_overdue", overdueByMs: 1 });
+  });
+});
+
+describe("retrying: queued again after an attempt failed or was lost", () => {
+  // Attempt 1 failed at T0 + 30 s; the retry is due 5 s later, so the stored deadline is due + staleQueuedAfterMs.
+  const dueAt = T0 + 35_000;
+  const waiting = (overrides: Partial<DisplayInput> = {}) =>
+    input({ attempt: 1, startedAt: T0 + 1_000, deadlineAt: dueAt + policy.staleQueuedAfterMs, ...overrides });
+
+  it("before its deadline: Retrying, live, with the attempt and when the next one is due", () => {
+    expect(show(waiting(), T0 + 31_000)).toEqual({
+      kind: "retrying",
+      label: "Retrying",
+      live: true,
+      retry: { afterAttempt: 1, dueAt },
+    });
+  });
+
+  it("never reads as fresh Queued, even once the next attempt is due and not yet claimed", () => {
+    for (const now of [T0 + 31_000, dueAt, dueAt + 60_000, dueAt + policy.staleQueuedAfterMs]) {
+      expect(show(waiting(), now).kind, `at ${now - T0} ms`).toBe("retrying");
+    }
+  });
+
+  it("a lost attempt re-dispatched at once (due = when it was lost) is Retrying too", () => {
+    const lostAt = T0 + 50_000;
+    const lost = waiting({ attempt: 2, deadlineAt: lostAt + policy.staleQueuedAfterMs });
+    expect(show(lost, lostAt + 1_000)).toMatchObject({ kind: "retrying", retry: { afterAttempt: 2, dueAt: lostAt } });
+  });
+
+  it("the run's own stale-queued threshold wins over the policy's for the due time", () => {
+    const own = 300_000;
+    const run = waiting({ deadlineAt: dueAt + own, staleQueuedAfterMs: own });
+    expect(show(run, T0 + 31_000).retry).toEqual({ afterAttempt: 1, dueAt });
+    // With the policy's threshold the due time would be 180 s later: the run's own is what made its deadline.
+    expect(show({ ...run, staleQueuedAfterMs: null }, T0 + 31_000).retry?.dueAt).toBe(dueAt + own - policy.staleQueuedAfterMs);
+  });
+
+  it("without any threshold (type gone, none recorded), the due time is unknown", () => {
+    expect(show(waiting(), T0 + 31_000, null)).toMatchObject({ kind: "retrying", retry: { afterAttempt: 1, dueAt: null } });
+  });
+
+  it("past its deadline: Queued · overdue like any queued run, not Retrying", () => {
+    expect(show(waiting(), dueAt + policy.staleQueuedAfterMs + 1)).toMatchObject({ kind: "queued_overdue", live: false, overdueByMs: 1 });
   });
 });
 
@@ -165,9 +210,10 @@ describe("completed", () => {
 });
 
 describe("no stale or finished run is live", () => {
-  it("only queued-in-time and running-fresh are live, whatever the clock", () => {
+  it("only queued or retrying in time and running-fresh are live, whatever the clock", () => {
     const runs: DisplayInput[] = [
       input({}),
+      input({ attempt: 1, deadlineAt: T0 + 40_000 + policy.staleQueuedAfterMs }),
       runningSince(T0 + 10_000),
       runningSince(null),
       input({ status: "completed", outcome: "succeeded", deadlineAt: null }),
@@ -179,7 +225,7 @@ describe("no stale or finished run is live", () => {
         for (const p of [policy, null]) {
           const d = show(run, now, p);
           kinds.add(d.kind);
-          expect(d.live).toBe(d.kind === "queued" || d.kind === "running");
+          expect(d.live).toBe(d.kind === "queued" || d.kind === "retrying" || d.kind === "running");
           if (d.kind === "queued_overdue" || d.kind === "running_stale") expect(d.overdueByMs).toBeGreaterThanOrEqual(0);
         }
       }
@@ -187,6 +233,7 @@ describe("no stale or finished run is live", () => {
     // The sweep above actually reached both stale kinds.
     expect(kinds).toContain("queued_overdue");
     expect(kinds).toContain("running_stale");
+    expect(kinds).toContain("retrying");
   });
 });
 

@@ -108,6 +108,11 @@ export class AdminClient {
   }
 }
 
+/** A new user with `role` in `workspaceId`, signed in. */
+export async function clientFor(workspaceId: string, role: MembershipRole = "owner"): Promise<AdminClient> {
+  return signIn((await seedUser([[workspaceId, role]], role)).id);
+}
+
 /** Sign in through the dev sign-in form; the client holds the session cookie. */
 export async function signIn(userId: string, bindings: AdminBindings = devEnv()): Promise<AdminClient> {
   const client = new AdminClient(bindings);
@@ -229,6 +234,13 @@ export async function createExecutionFailure(svc: RunService, workspaceId: strin
   return id;
 }
 
+/** A run whose attempt 1 failed retryably with `error`: back in the queue, waiting for attempt 2 (Retrying). */
+export async function createRetrying(svc: RunService, workspaceId: string, error = "upstream 503 from inventory API"): Promise<string> {
+  const id = await createRunning(svc, workspaceId);
+  ok(await svc.failAttempt(id, 1, { reason: "handler.error", retryable: true, error: new Error(error) }), "failAttempt");
+  return id;
+}
+
 /**
  * A run whose attempt 1 failed retryably with `error`, then was dead-lettered:
  * failed_reconciled by dead_letter, the original error still in diagnostics.
@@ -243,8 +255,9 @@ export async function createDeadLettered(svc: RunService, workspaceId: string, e
 /** One run in each display state of contract section 6, at about `Date.now()`. */
 export async function seedEveryDisplayState(workspaceId: string, svc: RunService = runService()): Promise<Record<DisplayStateKind, string>> {
   const now = Date.now();
-  const [queued, queuedOverdue, running, runningStale, succeeded, partial, failed, reconciled] = await Promise.all([
+  const [queued, retrying, queuedOverdue, running, runningStale, succeeded, partial, failed, reconciled] = await Promise.all([
     createQueued(svc, workspaceId),
+    createRetrying(svc, workspaceId),
     createQueued(svc, workspaceId).then(async (id) => (await setRow(id, "deadline_at = ?", now - 60_000), id)),
     createRunning(svc, workspaceId),
     createRunning(svc, workspaceId).then(async (id) => (await setRow(id, "last_heartbeat_at = ?", now - 10 * 60_000), id)),
@@ -262,6 +275,7 @@ export async function seedEveryDisplayState(workspaceId: string, svc: RunService
   ]);
   return {
     queued,
+    retrying,
     queued_overdue: queuedOverdue,
     running,
     running_stale: runningStale,

@@ -135,6 +135,7 @@ export const runJsonSchema = z
     outcome: z.enum(["pending", "succeeded", "partially_succeeded", "failed"]),
     displayState: z.enum([
       "queued",
+      "retrying",
       "queued_overdue",
       "running",
       "running_stale",

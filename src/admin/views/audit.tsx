@@ -6,7 +6,7 @@
  */
 import { ACTOR_KINDS, type AuditEvent } from "../../runs";
 import { RUN_AUDIT_ACTIONS } from "../../lifecycle";
-import { EmptyState, iso, RelTime, withQuery } from "./components";
+import { EmptyState, FilterActions, FilterSelect, iso, RelTime, withQuery } from "./components";
 
 export interface AuditQuery {
   action?: string;
@@ -125,40 +125,13 @@ export function AuditView({
         <h1>Audit log</h1>
       </div>
       <form class="filters" method="get" action="/admin/audit-log">
-        <label>
-          Action
-          <select name="action">
-            <option value="">Any</option>
-            {AUDIT_ACTIONS.map((a) => (
-              <option value={a} selected={q.action === a}>
-                {a}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Actor
-          <select name="actor">
-            <option value="">Any</option>
-            {ACTOR_KINDS.map((k) => (
-              <option value={k} selected={q.actor === k}>
-                {k}
-              </option>
-            ))}
-          </select>
-        </label>
+        <FilterSelect name="action" label="Action" options={AUDIT_ACTIONS} selected={q.action} />
+        <FilterSelect name="actor" label="Actor" options={ACTOR_KINDS} selected={q.actor} />
         <label>
           Run
           <input type="text" name="run" value={q.run ?? ""} placeholder="run_…" size={30} />
         </label>
-        <button type="submit" class="button">
-          Apply
-        </button>
-        {filtered ? (
-          <a class="link" href="/admin/audit-log">
-            Clear
-          </a>
-        ) : null}
+        <FilterActions filtered={filtered} clearHref="/admin/audit-log" />
       </form>
       {events.length === 0 ? (
         <EmptyState title={filtered ? "No events match these filters." : "No events yet."}>

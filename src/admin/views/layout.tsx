@@ -1,7 +1,9 @@
 import type { Child } from "hono/jsx";
+import { can } from "../auth/capabilities";
 import type { Viewer } from "../auth/viewer";
 
-// htmx settings that keep it inside the CSP: no inline indicator styles, no eval.
+// htmx settings that keep it inside the CSP (style-src 'self'): htmx would otherwise inject a <style> for its
+// indicator classes, which the CSP blocks; public/admin.css carries those rules instead. No eval either.
 const HTMX_CONFIG = JSON.stringify({
   includeIndicatorStyles: false,
   allowEval: false,
@@ -34,9 +36,14 @@ export function Layout({
         <link rel="icon" href="data:," />
         <link rel="stylesheet" href="/admin.css" />
         <script src="/vendor/htmx.min.js" defer></script>
+        {/* idiomorph's htmx extension ("morph" swaps): live refreshes update rows in place, keeping focus and scroll. */}
+        <script src="/vendor/idiomorph-ext.min.js" defer></script>
         <script src="/admin.js" defer></script>
       </head>
-      <body>
+      <body hx-ext="morph">
+        <a class="skip-link" href="#main">
+          Skip to content
+        </a>
         <header class="topbar">
           <a class="brand" href="/admin/operations">
             oplife
@@ -46,9 +53,11 @@ export function Layout({
               <a href="/admin/operations" aria-current={active === "operations" ? "page" : undefined}>
                 Operations
               </a>
-              <a href="/admin/audit-log" aria-current={active === "audit" ? "page" : undefined}>
-                Audit log
-              </a>
+              {can(viewer.current.role, "audit:read") ? (
+                <a href="/admin/audit-log" aria-current={active === "audit" ? "page" : undefined}>
+                  Audit log
+                </a>
+              ) : null}
               <a href="/admin/lifecycle" aria-current={active === "lifecycle" ? "page" : undefined}>
                 Lifecycle
               </a>
@@ -84,7 +93,11 @@ export function Layout({
             </div>
           ) : null}
         </header>
-        <main class="main">{children}</main>
+        <main class="main" id="main" tabindex={-1}>
+          {children}
+        </main>
+        {/* State changes seen by live refreshes are announced here (public/admin.js), politely: never mid-sentence. */}
+        <div id="announcer" class="sr-only" role="status" aria-live="polite" aria-atomic="true"></div>
       </body>
     </html>
   );

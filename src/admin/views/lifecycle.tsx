@@ -1,17 +1,51 @@
-import type { ContractReport, LifecyclePolicy, LifecycleSettings } from "../../lifecycle";
+/**
+ * /admin/lifecycle: each type's policy, the system settings and the timing
+ * contract T1–T9 with both numbers, in human units (the exact ms beside them).
+ */
+import type { ContractReport, LifecyclePolicy, LifecycleSettings, RuleId } from "../../lifecycle";
 import { RULES } from "../../lifecycle";
+import { exactDuration } from "./components";
 
-const FIELDS: Array<[keyof LifecyclePolicy, string]> = [
-  ["timeoutMs", "Timeout (ms)"],
-  ["expectedRuntimeMs", "Expected runtime (ms)"],
-  ["heartbeatIntervalMs", "Heartbeat interval (ms)"],
-  ["heartbeatTimeoutMs", "Heartbeat timeout (ms)"],
-  ["staleQueuedAfterMs", "Stale queued after (ms)"],
-  ["staleRunningAfterMs", "Stale running after (ms)"],
-  ["maxAttempts", "Max attempts"],
-  ["retryDelaySeconds", "Retry delay (s)"],
-  ["queue", "Queue"],
+type Unit = "ms" | "s" | "count" | "text";
+
+const FIELDS: Array<[keyof LifecyclePolicy, string, Unit]> = [
+  ["timeoutMs", "Attempt timeout", "ms"],
+  ["expectedRuntimeMs", "Expected runtime", "ms"],
+  ["heartbeatIntervalMs", "Heartbeat interval", "ms"],
+  ["heartbeatTimeoutMs", "Heartbeat timeout", "ms"],
+  ["staleQueuedAfterMs", "Stale when queued after", "ms"],
+  ["staleRunningAfterMs", "Stale when running after", "ms"],
+  ["maxAttempts", "Max attempts", "count"],
+  ["retryDelaySeconds", "Retry delay", "s"],
+  ["queue", "Queue", "text"],
 ];
+
+const SETTINGS: Record<keyof LifecycleSettings, string> = {
+  consumerWallClockLimitMs: "Consumer wall-clock limit",
+  safetyMarginMs: "Safety margin under that limit",
+  heartbeatFlushIntervalMs: "Heartbeat flush interval to D1",
+  sweepGraceMs: "Sweep grace past a deadline",
+  queueMarginMs: "Queue delivery margin",
+};
+
+/** The unit of each rule's numbers. */
+const RULE_UNITS: Record<RuleId, Unit> = { T1: "ms", T2: "ms", T3: "count", T4: "s", T5: "ms", T6: "ms", T7: "ms", T8: "count", T9: "ms" };
+
+/** A value in human units, the raw number beside it in code (what the config and the code say). */
+function Value({ value, unit }: { value: string | number; unit: Unit }) {
+  if (typeof value !== "number" || unit === "count" || unit === "text") return <code>{String(value)}</code>;
+  const ms = unit === "s" ? value * 1_000 : value;
+  // The raw number only where it says more than the human one ("12 h (43200 s)", "5 min (300000 ms)", not "5 s (5 s)").
+  if (exactDuration(ms) === `${value} ${unit}`) return <span class="human">{exactDuration(ms)}</span>;
+  return (
+    <>
+      <span class="human">{exactDuration(ms)}</span>{" "}
+      <span class="muted">
+        (<code>{String(value)}</code> {unit})
+      </span>
+    </>
+  );
+}
 
 export function LifecycleView({
   types,
@@ -32,17 +66,17 @@ export function LifecycleView({
       </div>
       <h2>Policies</h2>
       {types.map((t) => (
-        <section class="policy">
-          <h3>
+        <section class="policy" aria-labelledby={`policy-${t.type}`}>
+          <h3 id={`policy-${t.type}`}>
             <code>{t.type}</code>
           </h3>
           <p class="muted">{t.description}</p>
           <dl class="facts">
-            {FIELDS.map(([k, label]) => (
+            {FIELDS.map(([k, label, unit]) => (
               <>
                 <dt>{label}</dt>
-                <dd>
-                  <code>{String(t.policy[k])}</code>
+                <dd data-field={k}>
+                  <Value value={t.policy[k]} unit={unit} />
                 </dd>
               </>
             ))}
@@ -51,11 +85,11 @@ export function LifecycleView({
       ))}
       <h2>System settings</h2>
       <dl class="facts">
-        {Object.entries(settings).map(([k, v]) => (
+        {(Object.keys(SETTINGS) as Array<keyof LifecycleSettings>).map((k) => (
           <>
-            <dt>{k}</dt>
-            <dd>
-              <code>{String(v)}</code>
+            <dt>{SETTINGS[k]}</dt>
+            <dd data-setting={k}>
+              <Value value={settings[k]} unit="ms" />
             </dd>
           </>
         ))}
@@ -82,7 +116,12 @@ export function LifecycleView({
               </td>
               <td>{RULES[c.rule]}</td>
               <td>
-                {c.left.label} = <code>{String(c.left.value)}</code> {c.op} {c.right.label} = <code>{String(c.right.value)}</code>
+                <div data-value={String(c.left.value)}>
+                  {c.left.label} = <Value value={c.left.value} unit={RULE_UNITS[c.rule]} />
+                </div>
+                <div data-value={String(c.right.value)}>
+                  {c.op} {c.right.label} = <Value value={c.right.value} unit={RULE_UNITS[c.rule]} />
+                </div>
                 {c.note ? <div class="muted">{c.note}</div> : null}
               </td>
               <td>{c.ok ? "✓ holds" : "✕ violated"}</td>

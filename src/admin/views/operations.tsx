@@ -2,99 +2,138 @@
  * /admin/operations. The live region (tiles + first page) is refreshed by an
  * htmx poller that exists only while live runs are on screen: each refresh
  * answers with a new poller, with or without its trigger, so polling stops
- * by itself once everything shown is terminal.
+ * by itself once everything shown is terminal. Tiles and rows are morphed in
+ * place (idiomorph's htmx extension), so focus, selection and scroll survive
+ * a refresh; public/admin.js announces state changes in the polite live region.
  */
-import { DISPLAY_STATES, type DisplayStateKind } from "../../lifecycle";
-import { displayStateOf } from "../../run-service";
+import { DISPLAY_STATES, formatDuration } from "../../lifecycle";
 import type { RunRecord } from "../../runs";
-import type { OperationsPage, Tiles } from "../queries";
-import { Badge, EmptyState, ProgressBar, RelTime, withQuery } from "./components";
+import { DISPLAY_GROUPS, type DisplayFilter, type OperationsPage, type Tiles } from "../queries";
+import { CopyButton, EmptyState, FilterActions, FilterSelect, ProgressBar, RelTime, shortRunId, withQuery } from "./components";
+import { DISPLAY_LABELS, displayOf, RunState } from "./state";
 
 export const RANGES = { "1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000 } as const;
 export type RangeKey = keyof typeof RANGES;
 
 export interface OperationsQuery {
-  display?: DisplayStateKind;
+  display?: DisplayFilter;
   type?: string;
   range?: RangeKey;
+  /** A full run id: a primary-key lookup in the current workspace. */
+  run?: string;
 }
 
-const DISPLAY_LABELS: Record<DisplayStateKind, string> = {
-  queued: "Queued",
-  queued_overdue: "Queued · overdue",
-  running: "Running",
-  running_stale: "Running · no heartbeat",
-  succeeded: "Succeeded",
-  partially_succeeded: "Partially succeeded",
-  failed: "Failed",
-  failed_reconciled: "Failed · reconciled",
+const GROUP_LABELS: Record<keyof typeof DISPLAY_GROUPS, string> = {
+  active: "Active (queued, retrying, running)",
+  stale: "Stale (overdue, no heartbeat)",
+  failures: "Failed (all)",
 };
 
-export function displayOf(run: RunRecord, now: number) {
-  return displayStateOf(run, now);
+interface TileSpec {
+  key: keyof Tiles;
+  /** data-tile, kept stable for tests and scripts. */
+  name: string;
+  label: string;
+  /** The filter that lists exactly the runs the tile counts. */
+  href: string;
+  alarm: string;
 }
 
+const TILE_SPECS: TileSpec[] = [
+  { key: "active", name: "active", label: "Active", href: withQuery("/admin/operations", { display: "active" }), alarm: "" },
+  { key: "retrying", name: "retrying", label: "Retrying", href: withQuery("/admin/operations", { display: "retrying" }), alarm: "tile--retrying" },
+  {
+    key: "stale",
+    name: "stale",
+    label: "Stale, awaiting reconciliation",
+    href: withQuery("/admin/operations", { display: "stale" }),
+    alarm: "tile--warn",
+  },
+  {
+    key: "reconciledFailures24h",
+    name: "reconciled",
+    label: "Reconciled failures · created in 24 h",
+    href: withQuery("/admin/operations", { display: "failed_reconciled", range: "24h" }),
+    alarm: "tile--reconciled",
+  },
+  {
+    key: "failures24h",
+    name: "failures",
+    label: "Failures · created in 24 h",
+    href: withQuery("/admin/operations", { display: "failures", range: "24h" }),
+    alarm: "tile--bad",
+  },
+];
+
+/** Summary tiles; each links to the filter that lists the runs it counts. */
 function TilesView({ tiles }: { tiles: Tiles }) {
   return (
-    <section id="tiles" class="tiles" aria-label="Summary" hx-swap-oob="true">
-      <div class="tile tile--active">
-        <span class="tile__value" data-tile="active">{tiles.active}</span>
-        <span class="tile__label">Active</span>
-      </div>
-      <div class={`tile ${tiles.stale > 0 ? "tile--warn" : ""}`}>
-        <span class="tile__value" data-tile="stale">{tiles.stale}</span>
-        <span class="tile__label">Stale, awaiting reconciliation</span>
-      </div>
-      <div class={`tile ${tiles.reconciledFailures24h > 0 ? "tile--reconciled" : ""}`}>
-        <span class="tile__value" data-tile="reconciled">{tiles.reconciledFailures24h}</span>
-        <span class="tile__label">Reconciled failures · 24 h</span>
-      </div>
-      <div class={`tile ${tiles.failures24h > 0 ? "tile--bad" : ""}`}>
-        <span class="tile__value" data-tile="failures">{tiles.failures24h}</span>
-        <span class="tile__label">Failures · 24 h</span>
-      </div>
+    <section id="tiles" class="tiles" aria-label="Summary" hx-swap-oob="morph">
+      {TILE_SPECS.map((t) => (
+        <a class={`tile ${tiles[t.key] > 0 ? t.alarm : ""}`} href={t.href} id={`tile-${t.name}`}>
+          <span class="tile__value" data-tile={t.name}>
+            {tiles[t.key]}
+          </span>
+          <span class="tile__label">{t.label}</span>
+        </a>
+      ))}
     </section>
   );
 }
 
-export function RunRow({ run, now }: { run: RunRecord; now: number }) {
+/** How long it took (terminal), has been running, or has been waiting. */
+function DurationOrAge({ run, now }: { run: RunRecord; now: number }) {
+  if (run.completedAt !== null) {
+    const ms = run.completedAt - (run.startedAt ?? run.createdAt);
+    return <span title={`${ms} ms from ${run.startedAt !== null ? "start" : "creation"} to end`}>took {formatDuration(ms)}</span>;
+  }
+  if (run.status === "running" && run.startedAt !== null) return <span>running {formatDuration(now - run.startedAt)}</span>;
+  return <span>waiting {formatDuration(now - run.createdAt)}</span>;
+}
+
+function Heartbeat({ run, now }: { run: RunRecord; now: number }) {
+  if (run.lastHeartbeatAt !== null) return <RelTime ms={run.lastHeartbeatAt} now={now} />;
+  return <span class="muted">{run.attempt === 0 ? "not started yet" : "none"}</span>;
+}
+
+export function RunRow({ run, now, showDiagnostics }: { run: RunRecord; now: number; showDiagnostics: boolean }) {
   const display = displayOf(run, now);
+  const short = shortRunId(run.id);
   return (
-    <tr id={`row-${run.id}`} data-run-id={run.id} data-display={display.kind} class={display.live ? "row--live" : ""}>
+    <tr id={`row-${run.id}`} data-run-id={run.id} data-display={display.kind} data-label={display.label} class={display.live ? "row--live" : ""}>
+      <th scope="row" class="run-cell">
+        <a href={`/admin/operations/${encodeURIComponent(run.id)}`} class="link run-link" id={`link-${run.id}`} aria-label={`Run ${run.id}`} title={run.id}>
+          <code>{short}</code>
+        </a>
+        <CopyButton value={run.id} what={`run id ${run.id}`} />
+      </th>
       <td>
-        <Badge display={display} />
-        {run.status === "completed" && run.failureMessage ? (
-          <div class="row-message" title={run.failureMessage} data-failure-message>
-            {run.failureMessage.length > 90 ? `${run.failureMessage.slice(0, 89)}…` : run.failureMessage}
-          </div>
-        ) : null}
+        <code class="run-type">{run.type}</code>
       </td>
       <td>
-        <code>{run.type}</code>
-      </td>
-      <td>
-        <ProgressBar progress={run.progress} />
+        <RunState run={run} display={display} now={now} showDiagnostics={showDiagnostics} compact />
       </td>
       <td class="num">
         {run.attempt}/{run.maxAttempts}
       </td>
       <td>
-        <RelTime ms={run.startedAt} now={now} />
+        <ProgressBar progress={run.progress} />
       </td>
       <td>
-        <RelTime ms={run.lastHeartbeatAt} now={now} />
+        <RelTime ms={run.createdAt} now={now} />
       </td>
       <td>
-        <a href={`/admin/operations/${encodeURIComponent(run.id)}`} class="link">
-          View run
-        </a>
+        <DurationOrAge run={run} now={now} />
+      </td>
+      <td>
+        <Heartbeat run={run} now={now} />
       </td>
     </tr>
   );
 }
 
 function pollUrl(q: OperationsQuery): string {
-  return withQuery("/admin/operations/live", { display: q.display, type: q.type, range: q.range });
+  return withQuery("/admin/operations/live", { display: q.display, type: q.type, range: q.range, run: q.run });
 }
 
 /** The poller: carries a trigger only while live runs are shown. */
@@ -106,11 +145,11 @@ export function Poller({ q, live }: { q: OperationsQuery; live: boolean }) {
   );
 }
 
-export function FirstPage({ page, q, now }: { page: OperationsPage; q: OperationsQuery; now: number }) {
+export function FirstPage({ page, now, showDiagnostics }: { page: OperationsPage; now: number; showDiagnostics: boolean }) {
   return (
-    <tbody id="page-first" hx-swap-oob="true">
+    <tbody id="page-first" hx-swap-oob="morph">
       {page.runs.map((run) => (
-        <RunRow run={run} now={now} />
+        <RunRow run={run} now={now} showDiagnostics={showDiagnostics} />
       ))}
     </tbody>
   );
@@ -128,19 +167,70 @@ export function LoadMore({ q, cursor }: { q: OperationsQuery; cursor: string | n
   );
 }
 
+const isLive = (page: OperationsPage) => page.runs.some((r) => r.status !== "completed");
+
 /** The answer to a poll: out-of-band swaps of tiles, first page and poller. */
-export function LiveRegion({ page, q, now }: { page: OperationsPage; q: OperationsQuery; now: number }) {
-  const live = page.runs.some((r) => r.status !== "completed");
+export function LiveRegion({ page, q, now, showDiagnostics }: { page: OperationsPage; q: OperationsQuery; now: number; showDiagnostics: boolean }) {
   return (
     <>
       <TilesView tiles={page.tiles} />
       {/* A <tbody> cannot stand alone in a fragment: the browser's HTML parser drops it and its rows, so the
           table would never refresh. htmx also swaps out-of-band elements it finds inside a <template>. */}
       <template>
-        <FirstPage page={page} q={q} now={now} />
+        <FirstPage page={page} now={now} showDiagnostics={showDiagnostics} />
       </template>
-      <Poller q={q} live={live} />
+      <Poller q={q} live={isLive(page)} />
     </>
+  );
+}
+
+function Filters({ q, types, searchError }: { q: OperationsQuery; types: string[]; searchError: string | null }) {
+  const filtered = Boolean(q.display || q.type || q.range || q.run);
+  return (
+    <form class="filters" method="get" action="/admin/operations" role="search" aria-label="Filter runs">
+      <label>
+        Run id
+        <input
+          type="search"
+          name="run"
+          value={q.run ?? ""}
+          placeholder="run_…"
+          size={32}
+          spellcheck={false}
+          autocomplete="off"
+          aria-invalid={searchError ? "true" : undefined}
+          aria-describedby={searchError ? "run-search-error" : undefined}
+        />
+      </label>
+      <label>
+        State
+        <select name="display">
+          <option value="">Any</option>
+          <optgroup label="Groups">
+            {(Object.keys(DISPLAY_GROUPS) as Array<keyof typeof DISPLAY_GROUPS>).map((g) => (
+              <option value={g} selected={q.display === g}>
+                {GROUP_LABELS[g]}
+              </option>
+            ))}
+          </optgroup>
+          <optgroup label="States">
+            {DISPLAY_STATES.map((k) => (
+              <option value={k} selected={q.display === k}>
+                {DISPLAY_LABELS[k]}
+              </option>
+            ))}
+          </optgroup>
+        </select>
+      </label>
+      <FilterSelect name="type" label="Type" options={types} selected={q.type} />
+      <FilterSelect name="range" label="Created within" any="Any time" options={Object.keys(RANGES)} selected={q.range} />
+      <FilterActions filtered={filtered} clearHref="/admin/operations" />
+      {searchError ? (
+        <p id="run-search-error" class="field-error" role="alert">
+          {searchError}
+        </p>
+      ) : null}
+    </form>
   );
 }
 
@@ -149,65 +239,28 @@ export function OperationsView({
   q,
   types,
   now,
+  showDiagnostics,
+  searchError,
 }: {
   page: OperationsPage;
   q: OperationsQuery;
   types: string[];
   now: number;
+  showDiagnostics: boolean;
+  searchError: string | null;
 }) {
-  const live = page.runs.some((r) => r.status !== "completed");
-  const filtered = Boolean(q.display || q.type || q.range);
+  const filtered = Boolean(q.display || q.type || q.range || q.run);
   return (
     <>
       <div class="page-head">
         <h1>Operations</h1>
       </div>
       <TilesView tiles={page.tiles} />
-      <form class="filters" method="get" action="/admin/operations">
-        <label>
-          State
-          <select name="display">
-            <option value="">Any</option>
-            {DISPLAY_STATES.map((k) => (
-              <option value={k} selected={q.display === k}>
-                {DISPLAY_LABELS[k]}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Type
-          <select name="type">
-            <option value="">Any</option>
-            {types.map((t) => (
-              <option value={t} selected={q.type === t}>
-                {t}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Started within
-          <select name="range">
-            <option value="">Any time</option>
-            {Object.keys(RANGES).map((r) => (
-              <option value={r} selected={q.range === r}>
-                {r}
-              </option>
-            ))}
-          </select>
-        </label>
-        <button type="submit" class="button">
-          Apply
-        </button>
-        {filtered ? (
-          <a class="link" href="/admin/operations">
-            Clear
-          </a>
-        ) : null}
-      </form>
+      <Filters q={q} types={types} searchError={searchError} />
       {page.runs.length === 0 ? (
-        filtered ? (
+        q.run ? (
+          <EmptyState title="No run with this id in this workspace.">Check the id, or switch to the workspace that owns it.</EmptyState>
+        ) : filtered ? (
           <EmptyState title="No runs match these filters.">Widen the time range or clear the filters.</EmptyState>
         ) : (
           <EmptyState title="No runs yet in this workspace.">
@@ -216,35 +269,35 @@ export function OperationsView({
         )
       ) : (
         <table class="runs">
+          <caption class="sr-only">Runs, newest first</caption>
           <thead>
             <tr>
-              <th scope="col">State</th>
+              <th scope="col">Run</th>
               <th scope="col">Type</th>
-              <th scope="col">Progress</th>
+              <th scope="col">State</th>
               <th scope="col">Attempt</th>
-              <th scope="col">Started</th>
+              <th scope="col">Progress</th>
+              <th scope="col">Created</th>
+              <th scope="col">Duration / age</th>
               <th scope="col">Last heartbeat</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
             </tr>
           </thead>
-          <FirstPage page={page} q={q} now={now} />
+          <FirstPage page={page} now={now} showDiagnostics={showDiagnostics} />
           <tbody id="page-more"></tbody>
         </table>
       )}
       <LoadMore q={q} cursor={page.nextCursor} />
-      <Poller q={q} live={live} />
+      <Poller q={q} live={isLive(page)} />
     </>
   );
 }
 
 /** Rows appended by "Load more", plus the next "Load more" out of band. */
-export function MoreRows({ page, q, now }: { page: OperationsPage; q: OperationsQuery; now: number }) {
+export function MoreRows({ page, q, now, showDiagnostics }: { page: OperationsPage; q: OperationsQuery; now: number; showDiagnostics: boolean }) {
   return (
     <>
       {page.runs.map((run) => (
-        <RunRow run={run} now={now} />
+        <RunRow run={run} now={now} showDiagnostics={showDiagnostics} />
       ))}
       <LoadMore q={q} cursor={page.nextCursor} />
     </>

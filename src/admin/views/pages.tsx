@@ -1,3 +1,4 @@
+import type { Viewer } from "../auth/viewer";
 import { Layout } from "./layout";
 
 export function SignInView({ users }: { users: Array<{ id: string; email: string; name: string; roles: string }> }) {
@@ -29,12 +30,37 @@ export function SignInView({ users }: { users: Array<{ id: string; email: string
   );
 }
 
-export function ErrorView({ status, title, detail, signIn }: { status: number; title: string; detail: string; signIn?: boolean }) {
+/**
+ * An error page. For a signed-in viewer (a 403 for a page their role may not
+ * open, a 404) it keeps the navigation and offers the way back.
+ */
+export function ErrorView({
+  status,
+  title,
+  detail,
+  signIn,
+  viewer = null,
+  devSignIn,
+}: {
+  status: number;
+  title: string;
+  detail: string;
+  signIn?: boolean;
+  viewer?: Viewer | null;
+  devSignIn?: boolean;
+}) {
   return (
-    <Layout title={title} viewer={null}>
+    <Layout title={title} viewer={viewer} devSignIn={devSignIn ?? false}>
       <div class="error-page" data-status={String(status)}>
         <h1>{title}</h1>
         <p>{detail}</p>
+        {viewer ? (
+          <p>
+            <a class="button" href="/admin/operations">
+              Back to operations
+            </a>
+          </p>
+        ) : null}
         {signIn ? (
           <p>
             <a class="button" href="/admin/sign-in">

@@ -118,6 +118,7 @@ export type RunKind = DisplayStateKind | "failed_xss";
 function runOf(workspaceId: string, kind: RunKind, now: number): { run: RunValues; events: EventSpec[] } {
   const created = {
     queued: now - 5_000,
+    retrying: now - 60_000,
     queued_overdue: now - POLICY.staleQueuedAfterMs - 8 * 60_000,
     running: now - 40_000,
     running_stale: now - 20 * 60_000,
@@ -181,6 +182,22 @@ function runOf(workspaceId: string, kind: RunKind, now: number): { run: RunValue
         deadline_at: { sql: `${SQL_NOW} + ${POLICY.staleRunningAfterMs}` },
         updated_at: { sql: SQL_NOW },
       },
+      events,
+    };
+  }
+  if (kind === "retrying") {
+    // Attempt 1 threw a retryable error 2 s ago; attempt 2 is due retryDelaySeconds later.
+    const failedAt = now - 2_000;
+    const dueAt = failedAt + POLICY.retryDelaySeconds * 1000;
+    const error = "upstream 503 from inventory API";
+    events.push({ at: failedAt, actor: "system:consumer", action: "run.attempt_failed", metadata: { from: "running", to: "queued", attempt: 1, reason: "handler.error", error, retryAt: dueAt } });
+    const diagnostics: Diagnostics = {
+      attempts: [{ attempt: 1, startedAt: started, endedAt: failedAt, ended: "handler.error", error }],
+      lastError: { attempt: 1, message: error, reasonCode: "handler.error", at: failedAt },
+      thresholds,
+    };
+    return {
+      run: { ...running, status: "queued", deadline_at: dueAt + POLICY.staleQueuedAfterMs, last_heartbeat_at: failedAt - 500, diagnostics: JSON.stringify(diagnostics), updated_at: failedAt },
       events,
     };
   }
