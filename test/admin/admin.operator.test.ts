@@ -213,12 +213,12 @@ describe("run page", () => {
     const html = await (await clientFor(ws, "operator")).html(`/admin/operations/${c.run.id}`);
 
     const explain = squash((await one(html, "[data-reason-family]")).text);
-    expect(explain).toContain(`Attempt 1 of 3 ran longer than this run's own timeout of 3 s (set by its input; the type allows up to 5 min) and was aborted`);
+    expect(explain).toContain(`Attempt 1 of 3 ran longer than this run's own timeout of 3 s (set by its input; the type allows up to 1 min) and was aborted`);
     expect(explain).toContain("start a new run with a larger timeout in its input");
     expect(explain).not.toContain("raise the type's timeout");
     expect(html).not.toContain("Attempt 1 of 3 failed");
     const timeout = await one(html, 'dl[data-thresholds] dd[data-key="timeoutMs"]');
-    expect(squash(timeout.text)).toBe("3 s (3000 ms) · this run's own, from its input (the type's is 5 min)");
+    expect(squash(timeout.text)).toBe("3 s (3000 ms) · this run's own, from its input (the type's is 1 min)");
   });
 
   it("a run on the type's timeout keeps the type's advice", async () => {
@@ -227,8 +227,8 @@ describe("run page", () => {
     const id = await createRunning(svc, ws);
     ok(await svc.failAttempt(id, 1, { reason: "attempt.timeout", retryable: false, error: new Error("The attempt exceeded its timeout of 300000 ms.") }));
     const explain = squash((await one(await (await clientFor(ws)).html(`/admin/operations/${id}`), "[data-reason-family]")).text);
-    expect(explain).toContain("ran longer than the type's timeout of 5 min");
-    expect(explain).toContain("raise the type's timeout within the contract");
+    expect(explain).toContain("ran longer than the type's timeout of 1 min");
+    expect(explain).toContain("raise the timeout (the run's own, or the type's within the contract)");
   });
 
   it("a failed run's timeline ends on the failure's colour, a succeeded one on success's", async () => {

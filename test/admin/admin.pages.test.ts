@@ -440,7 +440,7 @@ describe("run page", () => {
       (await parseHtml(html, "dl[data-thresholds] dd")).map((dd) => [dd.attrs["data-key"], squash(dd.text)]),
     );
     expect(thresholds).toEqual({
-      timeoutMs: "5 min (300000 ms) · the type's",
+      timeoutMs: "1 min (60000 ms) · the type's",
       heartbeatIntervalMs: "1 s (1000 ms)",
       heartbeatTimeoutMs: "5 s (5000 ms)",
       staleQueuedAfterMs: "2 min (120000 ms)",
@@ -450,7 +450,7 @@ describe("run page", () => {
       heartbeatFlushIntervalMs: "5 s (5000 ms)",
       sweepGraceMs: "15 s (15000 ms)",
     });
-    expect([P.timeoutMs, P.staleRunningAfterMs, DEFAULT_SETTINGS.sweepGraceMs]).toEqual([300_000, 90_000, 15_000]);
+    expect([P.timeoutMs, P.staleRunningAfterMs, DEFAULT_SETTINGS.sweepGraceMs]).toEqual([60_000, 90_000, 15_000]);
     const evidence = (await parseHtml(html, "dl[data-evidence] dd")).map((dd) => [dd.attrs["data-key"], squash(dd.text)]);
     expect(evidence).toEqual([["deliveryAttempts", "3"]]);
   });
@@ -608,12 +608,12 @@ describe("lifecycle page", () => {
     });
     // Human units, each rule's sides on lines of their own (never run together), the raw number beside.
     const t1 = (await parseHtml(html, 'tr[data-rule="T1"] [data-value]')).map((d) => squash(d.text));
-    expect(t1).toEqual(["timeoutMs + safety margin = 330 s (330000 ms)", "≤ consumer wall-clock limit (ms) = 15 min (900000 ms)"]);
+    expect(t1).toEqual(["timeoutMs + safety margin = 90 s (90000 ms)", "≤ consumer wall-clock limit (ms) = 15 min (900000 ms)"]);
     // The policy as declared, in human units.
     const policy = Object.fromEntries((await parseHtml(html, "section.policy dd[data-field]")).map((d) => [d.attrs["data-field"], squash(d.text)]));
     expect(policy).toEqual({
-      timeoutMs: "5 min (300000 ms)",
-      expectedRuntimeMs: "1 min (60000 ms)",
+      timeoutMs: "1 min (60000 ms)",
+      expectedRuntimeMs: "20 s (20000 ms)",
       heartbeatIntervalMs: "1 s (1000 ms)",
       heartbeatTimeoutMs: "5 s (5000 ms)",
       staleQueuedAfterMs: "2 min (120000 ms)",
