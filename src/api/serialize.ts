@@ -26,6 +26,16 @@ export function runJson(run: RunRecord, now: number) {
     reasonFamily: run.reasonCode ? reasonFamily(run.reasonCode) : null,
     reconciledBy: run.reconciledBy,
     failureMessage: run.failureMessage,
+    // Waiting for another attempt: which one ended and how (a reason code, or
+    // "heartbeat lost"; the raw error stays in diagnostics), and when the next is due.
+    retry:
+      display.kind === "retrying" && display.retry
+        ? {
+            afterAttempt: display.retry.afterAttempt,
+            ended: run.diagnostics.attempts.find((a) => a.attempt === display.retry?.afterAttempt)?.ended ?? null,
+            nextAttemptAt: iso(display.retry.dueAt),
+          }
+        : null,
   };
 }
 

@@ -69,6 +69,7 @@ describe("POST /api/v1/runs accepts a run", () => {
       reasonFamily: null,
       reconciledBy: null,
       failureMessage: null,
+      retry: null,
     });
     expect(DEMO_POLICY.maxAttempts).toBe(3);
     const createdAt = Date.parse(run.createdAt);

@@ -20,7 +20,13 @@ describe("GET /api/v1/runs/{id}/events", () => {
     const client = await apiClient("events");
     const created = await bodyOf(await call("/api/v1/runs", postInit(client.token, { type: "demo.work", input: { steps: 1, stepMs: 0, throwAtStep: 1, throwTimes: 1 } })), runEnvelope);
     const runId = created.run.id;
-    for (let i = 0; i < 2; i++) expectAcked(await deliver(OPERATIONS, [{ body: await currentMessage(runId), attempts: 1 }]));
+    expectAcked(await deliver(OPERATIONS, [{ body: await currentMessage(runId), attempts: 1 }]));
+    // Between attempts the run says it is retrying: which attempt ended, how, and when the next is due.
+    const waiting = (await bodyOf(await call(`/api/v1/runs/${runId}`, { token: client.token }), runEnvelope)).run;
+    expect(waiting).toMatchObject({ displayState: "retrying", reasonCode: null, retry: { afterAttempt: 1, ended: "handler.error" } });
+    expect(Date.parse(waiting.retry!.nextAttemptAt)).toBeGreaterThan(Date.parse(waiting.createdAt));
+    expectAcked(await deliver(OPERATIONS, [{ body: await currentMessage(runId), attempts: 1 }]));
+    expect((await bodyOf(await call(`/api/v1/runs/${runId}`, { token: client.token }), runEnvelope)).run.retry).toBeNull();
 
     const res = await call(`/api/v1/runs/${runId}/events`, { token: client.token });
     expect(res.status).toBe(200);

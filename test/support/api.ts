@@ -156,6 +156,7 @@ export const runJsonSchema = z
     reasonFamily: z.enum(["execution", "lifecycle"]).nullable(),
     reconciledBy: z.enum(["tracker_alarm", "sweep", "dead_letter"]).nullable(),
     failureMessage: z.string().nullable(),
+    retry: z.object({ afterAttempt: z.number().int().min(1), ended: z.string().nullable(), nextAttemptAt: iso }).strict().nullable(),
   })
   .strict();
 export type RunJson = z.infer<typeof runJsonSchema>;
