@@ -1,0 +1,4 @@
+export * from "./members";
+export * from "./tokens";
+export * from "./validation";
+export * from "./workspaces";
