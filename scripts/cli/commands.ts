@@ -6,6 +6,7 @@
  */
 import type { z } from "zod";
 import type { MembershipRole } from "../../src/db/schema";
+import type { SqlStatement } from "../../src/db/statements";
 import { newEventId } from "../../src/runs/ids";
 import {
   addMemberSql,
@@ -40,7 +41,7 @@ import {
   type WorkspaceRow,
 } from "../../src/tenancy";
 import { UsageError } from "../lib/project";
-import { DatabaseError, read, write, type Target } from "./d1";
+import { DatabaseError, read, readAll, write, type Target } from "./d1";
 
 export interface Output {
   /** For people: lines on stdout. */
@@ -61,16 +62,25 @@ function valid<S extends z.ZodType>(schema: S, value: unknown, flag: string): z.
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** Guarded writes apply nothing when the state changed since it was read; say so rather than claim success. */
-async function applied(target: Target, statements: Parameters<typeof write>[1], eventId: string, what: string): Promise<void> {
+async function applied(target: Target, statements: SqlStatement[], eventId: string, what: string): Promise<void> {
   const [row] = await write<{ won: number }>(target, statements, eventExistsSql(eventId));
   if (Number(row?.won) !== 1) throw new DatabaseError(`${what} was not applied: the database changed meanwhile. Nothing was written; run the command again.`);
 }
 
-async function workspaceOf(target: Target, slug: string): Promise<WorkspaceRow> {
+/**
+ * The workspace named by `--workspace`, and the rows of `also` (statements
+ * about that workspace, by slug), in one round trip.
+ */
+async function workspaceAnd<T extends unknown[]>(
+  target: Target,
+  slug: string,
+  also: (ws: { slug: string }) => SqlStatement[] = () => [],
+): Promise<{ ws: WorkspaceRow; rows: T }> {
   const s = valid(workspaceSlug, slug, "--workspace");
-  const [ws] = await read<WorkspaceRow>(target, workspaceBySlugSql(s));
+  const [found, ...rows] = await readAll(target, [workspaceBySlugSql(s), ...also({ slug: s })]);
+  const ws = found?.[0] as WorkspaceRow | undefined;
   if (!ws) throw new UsageError(`no workspace with slug "${s}" (see \`workspace list\`)`);
-  return ws;
+  return { ws, rows: rows as T };
 }
 
 function table(headers: string[], rows: string[][]): string {
@@ -109,18 +119,19 @@ export async function workspaceList(target: Target): Promise<Output> {
 
 // ---------- members ----------
 
-async function memberOf(target: Target, ws: WorkspaceRow, email: string): Promise<PersonRow & { role: MembershipRole }> {
-  const [person] = await read<PersonRow>(target, personSql(ws.id, email));
+async function memberOf(target: Target, slug: string, email: string): Promise<{ ws: WorkspaceRow; member: PersonRow & { role: MembershipRole } }> {
+  const { ws, rows } = await workspaceAnd<[PersonRow[]]>(target, slug, (w) => [personSql(w, email)]);
+  const person = rows[0][0];
   if (!person?.role) throw new UsageError(`${email} is not a member of "${ws.slug}"`);
-  return { ...person, role: person.role };
+  return { ws, member: { ...person, role: person.role } };
 }
 
 export async function memberAdd(target: Target, o: { workspace: string; email: string; role: string; name?: string }): Promise<Output> {
   const email = valid(emailSchema, o.email, "--email");
   const role = valid(roleSchema, o.role, "--role");
   const name = o.name === undefined ? undefined : valid(personName, o.name, "--name");
-  const ws = await workspaceOf(target, o.workspace);
-  const [person] = await read<PersonRow>(target, personSql(ws.id, email));
+  const { ws, rows } = await workspaceAnd<[PersonRow[]]>(target, o.workspace, (w) => [personSql(w, email)]);
+  const person = rows[0][0];
   if (person?.role) throw new UsageError(`${email} is already a member of "${ws.slug}" as ${person.role} (use \`member set-role\`)`);
   const user = person
     ? { id: person.user_id, email, name: person.name, isNew: false }
@@ -137,8 +148,7 @@ export async function memberAdd(target: Target, o: { workspace: string; email: s
 export async function memberSetRole(target: Target, o: { workspace: string; email: string; role: string }): Promise<Output> {
   const email = valid(emailSchema, o.email, "--email");
   const role = valid(roleSchema, o.role, "--role");
-  const ws = await workspaceOf(target, o.workspace);
-  const member = await memberOf(target, ws, email);
+  const { ws, member } = await memberOf(target, o.workspace, email);
   const json = { workspace: ws.slug, userId: member.user_id, email, from: member.role, role };
   if (member.role === role) return { json, text: `${email} is already ${role} in "${ws.slug}"; nothing changed.` };
   if (member.role === "owner" && ws.owners <= 1) {
@@ -157,8 +167,7 @@ export async function memberSetRole(target: Target, o: { workspace: string; emai
 
 export async function memberRemove(target: Target, o: { workspace: string; email: string }): Promise<Output> {
   const email = valid(emailSchema, o.email, "--email");
-  const ws = await workspaceOf(target, o.workspace);
-  const member = await memberOf(target, ws, email);
+  const { ws, member } = await memberOf(target, o.workspace, email);
   if (member.role === "owner" && ws.owners <= 1) {
     throw new UsageError(`${email} is the last owner of "${ws.slug}" and cannot be removed; make someone else owner first`);
   }
@@ -174,8 +183,7 @@ export async function memberRemove(target: Target, o: { workspace: string; email
 }
 
 export async function memberList(target: Target, o: { workspace: string }): Promise<Output> {
-  const ws = await workspaceOf(target, o.workspace);
-  const rows = await read<MemberRow>(target, listMembersSql(ws.id));
+  const { ws, rows: [rows] } = await workspaceAnd<[MemberRow[]]>(target, o.workspace, (w) => [listMembersSql(w)]);
   const json = rows.map((m) => ({ userId: m.user_id, email: m.email, name: m.name, role: m.role, addedAt: iso(m.created_at) }));
   return { json, text: rows.length === 0 ? `"${ws.slug}" has no members.` : table(["EMAIL", "NAME", "ROLE", "ADDED"], json.map((m) => [m.email, m.name, m.role, m.addedAt ?? ""])) };
 }
@@ -184,8 +192,7 @@ export async function memberList(target: Target, o: { workspace: string }): Prom
 
 export async function tokenCreate(target: Target, o: { workspace: string; name: string }): Promise<Output> {
   const name = valid(tokenName, o.name, "--name");
-  const ws = await workspaceOf(target, o.workspace);
-  const [live] = await read<TokenRow>(target, liveTokenByNameSql(ws.id, name));
+  const { ws, rows: [[live]] } = await workspaceAnd<[TokenRow[]]>(target, o.workspace, (w) => [liveTokenByNameSql(w, name)]);
   if (live) throw new UsageError(`"${ws.slug}" already has a live token named "${name}" (revoke it first, or pick another name)`);
   const token = newApiToken();
   const id = newTokenId();
@@ -211,8 +218,7 @@ export async function tokenCreate(target: Target, o: { workspace: string; name: 
 }
 
 export async function tokenList(target: Target, o: { workspace: string }): Promise<Output> {
-  const ws = await workspaceOf(target, o.workspace);
-  const rows = await read<TokenRow>(target, listTokensSql(ws.id));
+  const { ws, rows: [rows] } = await workspaceAnd<[TokenRow[]]>(target, o.workspace, (w) => [listTokensSql(w)]);
   const json = rows.map((t) => ({
     id: t.id,
     name: t.name,
@@ -233,8 +239,7 @@ export async function tokenList(target: Target, o: { workspace: string }): Promi
 
 export async function tokenRevoke(target: Target, o: { workspace: string; name: string }): Promise<Output> {
   const name = valid(tokenName, o.name, "--name");
-  const ws = await workspaceOf(target, o.workspace);
-  const [live] = await read<TokenRow>(target, liveTokenByNameSql(ws.id, name));
+  const { ws, rows: [[live]] } = await workspaceAnd<[TokenRow[]]>(target, o.workspace, (w) => [liveTokenByNameSql(w, name)]);
   if (!live) throw new UsageError(`"${ws.slug}" has no live token named "${name}" (see \`token list\`)`);
   const now = Date.now();
   const eventId = newEventId(now);

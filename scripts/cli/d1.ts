@@ -72,8 +72,14 @@ async function execute(target: Target, input: ["--command", string] | ["--file",
 
 /** Rows of one read. */
 export async function read<T>(target: Target, s: SqlStatement): Promise<T[]> {
-  const [first] = await execute(target, ["--command", inlineSql(s)]);
-  return (first?.results ?? []) as T[];
+  const [rows] = await readAll(target, [s]);
+  return (rows ?? []) as T[];
+}
+
+/** Rows of each read, in one wrangler call (each call costs seconds: wrangler starts a local runtime or reaches the API). */
+export async function readAll(target: Target, statements: SqlStatement[]): Promise<Record<string, unknown>[][]> {
+  const results = await execute(target, ["--command", statements.map(inlineSql).join("\n")]);
+  return statements.map((_, i) => results[i]?.results ?? []);
 }
 
 /**

@@ -100,7 +100,8 @@ runsApi.post(
       type: op.type,
       input: prepared.input,
       idempotencyKey: key ?? null,
-      initiator: `api-token:${principal.tokenId}`,
+      // The actor as people read it: the token's name (its id is the run's audit metadata's business).
+      initiator: `api-token:${principal.tokenName}`,
     });
     if (!answer.ok) throw problems.idempotencyConflict(answer.conflict.id);
     c.header("Location", `/api/v1/runs/${answer.run.id}`);

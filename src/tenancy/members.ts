@@ -6,7 +6,7 @@
 import type { MembershipRole } from "../db/schema";
 import { statement, type SqlStatement } from "../db/statements";
 import { auditEventSql } from "../runs/audit-event";
-import type { ActorRef } from "./tokens";
+import { workspaceIdExpr, type ActorRef, type WorkspaceRef } from "./refs";
 
 export interface MemberRow {
   user_id: string;
@@ -16,12 +16,14 @@ export interface MemberRow {
   created_at: number;
 }
 
-export const listMembersSql = (workspaceId: string): SqlStatement =>
-  statement(
+export function listMembersSql(ws: WorkspaceRef): SqlStatement {
+  const w = workspaceIdExpr(ws);
+  return statement(
     `SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at FROM memberships m JOIN users u ON u.id = m.user_id
-      WHERE m.workspace_id = ? ORDER BY u.email`,
-    workspaceId,
+      WHERE m.workspace_id = ${w.sql} ORDER BY u.email`,
+    w.param,
   );
+}
 
 export interface PersonRow {
   user_id: string;
@@ -32,23 +34,27 @@ export interface PersonRow {
 }
 
 /** A user by email, with their role in `workspaceId` (null if not a member); no row if no such user. */
-export const personSql = (workspaceId: string, email: string): SqlStatement =>
-  statement(
+export function personSql(ws: WorkspaceRef, email: string): SqlStatement {
+  const w = workspaceIdExpr(ws);
+  return statement(
     `SELECT u.id AS user_id, u.email, u.name, m.role FROM users u
-       LEFT JOIN memberships m ON m.user_id = u.id AND m.workspace_id = ?
+       LEFT JOIN memberships m ON m.user_id = u.id AND m.workspace_id = ${w.sql}
       WHERE u.email = ?`,
-    workspaceId,
+    w.param,
     email,
   );
+}
 
 /** A member of `workspaceId` by user id; no row if not a member. */
-export const memberByIdSql = (workspaceId: string, userId: string): SqlStatement =>
-  statement(
+export function memberByIdSql(ws: WorkspaceRef, userId: string): SqlStatement {
+  const w = workspaceIdExpr(ws);
+  return statement(
     `SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at FROM memberships m JOIN users u ON u.id = m.user_id
-      WHERE m.workspace_id = ? AND m.user_id = ?`,
-    workspaceId,
+      WHERE m.workspace_id = ${w.sql} AND m.user_id = ?`,
+    w.param,
     userId,
   );
+}
 
 /** `usr_` and 16 random bytes, hex. */
 export function newUserId(): string {

@@ -4,7 +4,8 @@
  * stay readable; a revoked token's name can be given to a new one (rotation).
  */
 import { statement, type SqlStatement } from "../db/statements";
-import { auditEventSql, type Actor } from "../runs/audit-event";
+import { auditEventSql } from "../runs/audit-event";
+import { workspaceIdExpr, type ActorRef, type WorkspaceRef } from "./refs";
 
 /** SHA-256 of the token's UTF-8 bytes, lowercase hex: the only form of a token the database holds. */
 export async function sha256Hex(text: string): Promise<string> {
@@ -38,27 +39,24 @@ export interface TokenRow {
 }
 
 /** A workspace's tokens, live first, newest first. */
-export const listTokensSql = (workspaceId: string): SqlStatement =>
-  statement(
-    `SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE workspace_id = ?
-      ORDER BY revoked_at IS NOT NULL, created_at DESC, id`,
-    workspaceId,
+const TOKEN_COLUMNS = "id, name, created_at, last_used_at, revoked_at";
+
+export function listTokensSql(ws: WorkspaceRef): SqlStatement {
+  const w = workspaceIdExpr(ws);
+  return statement(
+    `SELECT ${TOKEN_COLUMNS} FROM api_tokens WHERE workspace_id = ${w.sql} ORDER BY revoked_at IS NOT NULL, created_at DESC, id`,
+    w.param,
   );
+}
 
-export const liveTokenByNameSql = (workspaceId: string, name: string): SqlStatement =>
-  statement(
-    "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE workspace_id = ? AND name = ? AND revoked_at IS NULL",
-    workspaceId,
-    name,
-  );
+export function liveTokenByNameSql(ws: WorkspaceRef, name: string): SqlStatement {
+  const w = workspaceIdExpr(ws);
+  return statement(`SELECT ${TOKEN_COLUMNS} FROM api_tokens WHERE workspace_id = ${w.sql} AND name = ? AND revoked_at IS NULL`, w.param, name);
+}
 
-export const tokenByIdSql = (workspaceId: string, tokenId: string): SqlStatement =>
-  statement("SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE workspace_id = ? AND id = ?", workspaceId, tokenId);
-
-export interface ActorRef {
-  actor: Actor;
-  /** Ids of the actor, kept in the event's metadata (e.g. `{ actorUserId }`). */
-  metadata: Record<string, string>;
+export function tokenByIdSql(ws: WorkspaceRef, tokenId: string): SqlStatement {
+  const w = workspaceIdExpr(ws);
+  return statement(`SELECT ${TOKEN_COLUMNS} FROM api_tokens WHERE workspace_id = ${w.sql} AND id = ?`, w.param, tokenId);
 }
 
 /**

@@ -1,7 +1,7 @@
 /** Workspaces: created by the CLI (a deploy's first step), listed for people. */
 import { statement, type SqlStatement } from "../db/statements";
 import { auditEventSql, SYSTEM_WORKSPACE_ID } from "../runs/audit-event";
-import type { ActorRef } from "./tokens";
+import type { ActorRef } from "./refs";
 
 export interface WorkspaceRow {
   id: string;
