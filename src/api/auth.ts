@@ -41,7 +41,7 @@ export const requireApiToken = createMiddleware<ApiEnv>(async (c, next) => {
     try {
       await prepared(c.env.DB, touchTokenSql(row.id, now)).run();
     } catch (error) {
-      log.warn("api.token_last_used_not_recorded", { tokenId: row.id, error });
+      log.warn("api.token_last_used_not_recorded", { actorId: row.id, error });
     }
   }
   c.set("principal", { workspaceId: row.workspace_id, tokenId: row.id, tokenName: row.name });

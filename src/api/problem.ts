@@ -43,6 +43,9 @@ export function problemResponse(problem: ApiProblem, instance?: string): Respons
   const headers = new Headers({ "content-type": "application/problem+json; charset=utf-8" });
   // A 401 MUST carry a challenge (RFC 9110 §15.5.2; RFC 6750 §3 for bearer tokens).
   if (problem.status === 401) headers.set("www-authenticate", 'Bearer realm="oplife-api"');
+  // A 405 MUST list the methods the resource does support (RFC 9110 §15.5.6).
+  const allow = problem.extensions.allow;
+  if (problem.status === 405 && Array.isArray(allow)) headers.set("allow", allow.join(", "));
   return new Response(JSON.stringify(problem.body(instance)), { status: problem.status, headers });
 }
 
@@ -50,6 +53,10 @@ export const problems = {
   unauthorized: () =>
     new ApiProblem(401, "unauthorized", "Unauthorized", "Send a workspace API token as `Authorization: Bearer <token>`."),
   notFound: (what = "resource") => new ApiProblem(404, "not-found", "Not found", `No such ${what}.`),
+  methodNotAllowed: (method: string, allow: string[]) =>
+    new ApiProblem(405, "method-not-allowed", "Method not allowed", `${method} is not supported here; use ${allow.join(", ")}.`, { allow }),
+  unreadableBody: () =>
+    new ApiProblem(400, "unreadable-body", "Unreadable body", "The request body could not be read to its end (a broken upload); send it again."),
   malformedJson: () => new ApiProblem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON."),
   badRequest: (detail: string, errors?: Array<{ path: string; message: string }>) =>
     new ApiProblem(400, "bad-request", "Bad request", detail, errors ? { errors } : {}),

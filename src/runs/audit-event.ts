@@ -13,7 +13,7 @@ import { newEventId } from "./ids";
  * Who acted, as a person reads it: `user:<email>`, `api-token:<token name>` or
  * one of the system actors (`system:cli` is the `npm run oplife` command line).
  * Ids are not part of the actor; events keep them in their metadata
- * (`actorUserId`, `actorTokenId`).
+ * (`actorId`: a user or token id).
  */
 export type Actor =
   | `user:${string}`

@@ -17,6 +17,6 @@ export function workspaceIdExpr(ref: WorkspaceRef): { sql: string; param: string
 
 export interface ActorRef {
   actor: Actor;
-  /** Ids of the actor, kept in the event's metadata (e.g. `{ actorUserId }`). */
+  /** Ids of the actor, kept in the event's metadata as `actorId` (a key the redaction keeps: `tokenId` would read as a secret). */
   metadata: Record<string, string>;
 }

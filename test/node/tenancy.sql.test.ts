@@ -11,7 +11,7 @@ import { inlineSql } from "../../scripts/cli/d1";
 import type { SqlStatement } from "../../src/db/statements";
 import { addMemberSql, createTokenSql, eventExistsSql, removeMemberSql, revokeTokenSql, setRoleSql, type ActorRef } from "../../src/tenancy";
 
-const BY: ActorRef = { actor: "user:owner@t.test", metadata: { actorUserId: "usr_owner" } };
+const BY: ActorRef = { actor: "user:owner@t.test", metadata: { actorId: "usr_owner" } };
 
 function migratedDb(): DatabaseSync {
   const db = new DatabaseSync(":memory:");
@@ -40,7 +40,7 @@ describe("tenancy statements", () => {
     expect(apply(db, removeMemberSql({ ...member("usr_b", "b@t.test"), eventId: "evt_2" }), "evt_2")).toBe(false);
     expect(owners(db)).toEqual(["usr_b"]);
     expect(db.prepare("SELECT action, actor, metadata FROM audit_events").all()).toEqual([
-      { action: "member.removed", actor: "user:owner@t.test", metadata: JSON.stringify({ email: "a@t.test", role: "owner", actorUserId: "usr_owner" }) },
+      { action: "member.removed", actor: "user:owner@t.test", metadata: JSON.stringify({ email: "a@t.test", role: "owner", actorId: "usr_owner" }) },
     ]);
   });
 
