@@ -15,6 +15,7 @@ import { runServiceFor } from "../run-service";
 import { log } from "../log";
 import { can } from "./auth/capabilities";
 import { authMode } from "./auth/mode";
+import { devSignInOnlyLocally } from "./auth/local-only";
 import { endSession, startSession } from "./auth/session";
 import { AdminHttpError, requireCapability, requireViewer, selectWorkspace, type AdminDeps, type AdminEnv } from "./auth/viewer";
 import { operationsPage } from "./queries";
@@ -61,6 +62,7 @@ export function createAdmin(deps: AdminDeps = {}) {
   });
   // Unsafe methods must come from our own origin (Origin header check), on top of SameSite cookies.
   admin.use("*", csrf());
+  admin.use("*", devSignInOnlyLocally());
 
   admin.onError((error, c) => {
     if (error instanceof AdminHttpError) {
@@ -115,9 +117,10 @@ export function createAdmin(deps: AdminDeps = {}) {
     return c.redirect("/admin/operations", 303);
   });
 
-  admin.post("/sign-out", (c) => {
-    endSession(c);
-    return c.redirect(authMode(c.env).kind === "dev" ? "/admin/sign-in" : "/admin/operations", 303);
+  admin.post("/sign-out", async (c) => {
+    const mode = authMode(c.env);
+    await endSession(c, mode.kind === "dev" ? mode.sessionSecret : null);
+    return c.redirect(mode.kind === "dev" ? "/admin/sign-in" : "/admin/operations", 303);
   });
 
   // --- Everything else needs a viewer. ---
