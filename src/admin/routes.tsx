@@ -1,7 +1,8 @@
 /**
- * The operators' admin under /admin (Hono + hono/jsx + htmx). Read-only: no
- * destructive action exists. Every read is scoped by the viewer's current
- * workspace; another workspace's run or event is a 404.
+ * The operators' admin under /admin (Hono + hono/jsx + htmx). Runs are
+ * read-only here; owners manage tokens and members under /settings
+ * (./settings). Every read is scoped by the viewer's current workspace;
+ * another workspace's run or event is a 404.
  */
 import { Hono, type Context } from "hono";
 import { csrf } from "hono/csrf";
@@ -19,6 +20,7 @@ import { devSignInOnlyLocally } from "./auth/local-only";
 import { endSession, startSession } from "./auth/session";
 import { AdminHttpError, requireCapability, requireViewer, selectWorkspace, type AdminDeps, type AdminEnv } from "./auth/viewer";
 import { operationsPage } from "./queries";
+import { createSettings } from "./settings/routes";
 import { adminSecureHeaders } from "./security";
 import { AuditView, EventDetail, type AuditQuery } from "./views/audit";
 import { Layout } from "./views/layout";
@@ -125,6 +127,7 @@ export function createAdmin(deps: AdminDeps = {}) {
 
   // --- Everything else needs a viewer. ---
   admin.use("*", requireViewer(deps));
+  admin.route("/settings", createSettings());
 
   const devSignIn = (c: Context<AdminEnv>) => authMode(c.env).kind === "dev";
 

@@ -103,6 +103,8 @@ function describe(capability: Capability): string {
       return "read the audit log";
     case "lifecycle:read":
       return "view lifecycle policies";
+    case "settings:manage":
+      return "manage API tokens and members (owners only)";
   }
 }
 
