@@ -48,7 +48,7 @@ async function tokenIdNamed(ws: string, name: string): Promise<string> {
 }
 
 describe("settings: who may", () => {
-  it.each(["operator", "viewer"] as const)("a%s gets 403 on every settings route, and nothing is written", async (role) => {
+  it.each(["operator", "viewer"] as const)("%s: 403 on every settings route, and nothing is written", async (role) => {
     const t = await team(`deny-${role}`, role);
     const other = await seedUser([[t.ws, "viewer"]], "other");
     await env.DB.prepare("INSERT INTO api_tokens (id, workspace_id, name, token_hash, created_at) VALUES (?, ?, 'x', ?, 1)").bind(`tok_${t.ws}`, t.ws, `h_${t.ws}`).run();
