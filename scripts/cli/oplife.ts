@@ -27,6 +27,7 @@ const program = new Command("oplife")
   .option("--persist-to <dir>", "local D1 state directory, as wrangler's --persist-to (default .wrangler/state)")
   .option("--json", "print the result as JSON (errors as JSON on stderr)")
   .showHelpAfterError()
+  .configureHelp({ showGlobalOptions: true })
   .exitOverride()
   .configureOutput({ outputError: (text, write) => (wantsJson() ? undefined : write(text)) });
 
