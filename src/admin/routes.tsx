@@ -1,7 +1,8 @@
 /**
- * The operators' admin under /admin (Hono + hono/jsx + htmx). Read-only: no
- * destructive action exists. Every read is scoped by the viewer's current
- * workspace; another workspace's run or event is a 404.
+ * The operators' admin under /admin (Hono + hono/jsx + htmx). Runs are
+ * read-only here; owners manage tokens and members under /settings
+ * (./settings). Every read is scoped by the viewer's current workspace;
+ * another workspace's run or event is a 404.
  */
 import { Hono, type Context } from "hono";
 import { csrf } from "hono/csrf";
@@ -15,9 +16,11 @@ import { runServiceFor } from "../run-service";
 import { log } from "../log";
 import { can } from "./auth/capabilities";
 import { authMode } from "./auth/mode";
+import { devSignInOnlyLocally } from "./auth/local-only";
 import { endSession, startSession } from "./auth/session";
 import { AdminHttpError, requireCapability, requireViewer, selectWorkspace, type AdminDeps, type AdminEnv } from "./auth/viewer";
 import { DISPLAY_FILTERS, operationsPage } from "./queries";
+import { createSettings } from "./settings/routes";
 import { adminSecureHeaders } from "./security";
 import { AuditView, EventDetail, type AuditQuery } from "./views/audit";
 import { Layout } from "./views/layout";
@@ -75,6 +78,7 @@ export function createAdmin(deps: AdminDeps = {}) {
   });
   // Unsafe methods must come from our own origin (Origin header check), on top of SameSite cookies.
   admin.use("*", csrf());
+  admin.use("*", devSignInOnlyLocally());
 
   admin.onError((error, c) => {
     if (error instanceof AdminHttpError) {
@@ -139,13 +143,15 @@ export function createAdmin(deps: AdminDeps = {}) {
     return c.redirect("/admin/operations", 303);
   });
 
-  admin.post("/sign-out", (c) => {
-    endSession(c);
-    return c.redirect(authMode(c.env).kind === "dev" ? "/admin/sign-in" : "/admin/operations", 303);
+  admin.post("/sign-out", async (c) => {
+    const mode = authMode(c.env);
+    await endSession(c, mode.kind === "dev" ? mode.sessionSecret : null);
+    return c.redirect(mode.kind === "dev" ? "/admin/sign-in" : "/admin/operations", 303);
   });
 
   // --- Everything else needs a viewer. ---
   admin.use("*", requireViewer(deps));
+  admin.route("/settings", createSettings());
 
   const devSignIn = (c: Context<AdminEnv>) => authMode(c.env).kind === "dev";
 

@@ -1,5 +1,6 @@
 /** The JSON API under /api/v1, with the one error path: problem+json. */
 import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
 import { runtimeContract } from "../contract-runtime";
 import type { ContractReport } from "../lifecycle";
 import { log } from "../log";
@@ -12,6 +13,17 @@ export interface ApiDeps {
   /** The timing contract in force: the runtime's (checked once per isolate) unless a test puts another in force. */
   contract: () => ContractReport;
 }
+
+/**
+ * On every API answer, errors and 404s included: tenant data must not be
+ * kept by shared or browser caches, and a client must not sniff a JSON body
+ * into something it would render.
+ */
+export const apiResponseHeaders = createMiddleware(async (c, next) => {
+  await next();
+  c.res.headers.set("Cache-Control", "no-store");
+  c.res.headers.set("X-Content-Type-Options", "nosniff");
+});
 
 export function createApi(deps: ApiDeps = { contract: runtimeContract }): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>();

@@ -1,24 +1,26 @@
 /**
  * API authentication: a workspace API token as a bearer credential, looked up
  * by its SHA-256 (the token itself is never stored). The principal carries the
- * workspace every query of the request is scoped by.
+ * workspace every query of the request is scoped by, and the token's name,
+ * which audit events show as the actor.
  */
 import { createMiddleware } from "hono/factory";
+import { prepared } from "../db/d1";
+import { log } from "../log";
+import { LAST_USED_RESOLUTION_MS, sha256Hex, touchTokenSql } from "../tenancy/tokens";
 import { problems } from "./problem";
 import type { ContractReport } from "../lifecycle";
+
+export { sha256Hex };
 
 export interface ApiPrincipal {
   workspaceId: string;
   tokenId: string;
+  tokenName: string;
 }
 
 /** `contract`: the timing contract in force, set by the API app (src/api/app.ts). */
 export type ApiEnv = { Bindings: Env; Variables: { principal: ApiPrincipal; contract: () => ContractReport } };
-
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 // The auth scheme is case-insensitive (RFC 9110 §11.1): "bearer <token>" is the same credential.
 const BEARER = /^Bearer\s+([A-Za-z0-9._~+/=-]{8,512})$/i;
@@ -27,10 +29,23 @@ export const requireApiToken = createMiddleware<ApiEnv>(async (c, next) => {
   const match = BEARER.exec(c.req.header("authorization") ?? "");
   if (!match?.[1]) throw problems.unauthorized();
   const hash = await sha256Hex(match[1]);
-  const row = await c.env.DB.prepare("SELECT id, workspace_id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL")
+  const row = await c.env.DB.prepare(
+    "SELECT id, workspace_id, name, last_used_at FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+  )
     .bind(hash)
-    .first<{ id: string; workspace_id: string }>();
+    .first<{ id: string; workspace_id: string; name: string; last_used_at: number | null }>();
   if (!row) throw problems.unauthorized();
-  c.set("principal", { workspaceId: row.workspace_id, tokenId: row.id });
+  // "Last used" for the owners' token list, written at most once a minute per token: checked
+  // here so most requests send no write at all, and again in the statement for concurrent
+  // ones. A failure to record it must not fail the request it describes.
+  const now = Date.now();
+  if (row.last_used_at === null || row.last_used_at <= now - LAST_USED_RESOLUTION_MS) {
+    try {
+      await prepared(c.env.DB, touchTokenSql(row.id, now)).run();
+    } catch (error) {
+      log.warn("api.token_last_used_not_recorded", { actorId: row.id, error });
+    }
+  }
+  c.set("principal", { workspaceId: row.workspace_id, tokenId: row.id, tokenName: row.name });
   await next();
 });

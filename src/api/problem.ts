@@ -45,6 +45,9 @@ export function problemResponse(problem: ApiProblem, instance?: string): Respons
   if (problem.status === 401) headers.set("www-authenticate", 'Bearer realm="oplife-api"');
   const retryAfter = problem.extensions["retryAfterSeconds"];
   if (typeof retryAfter === "number") headers.set("retry-after", String(retryAfter));
+  // A 405 MUST list the methods the resource does support (RFC 9110 §15.5.6).
+  const allow = problem.extensions.allow;
+  if (problem.status === 405 && Array.isArray(allow)) headers.set("allow", allow.join(", "));
   return new Response(JSON.stringify(problem.body(instance)), { status: problem.status, headers });
 }
 
@@ -60,6 +63,10 @@ export const problems = {
   unauthorized: () =>
     new ApiProblem(401, "unauthorized", "Unauthorized", "Send a workspace API token as `Authorization: Bearer <token>`."),
   notFound: (what = "resource") => new ApiProblem(404, "not-found", "Not found", `No such ${what}.`),
+  methodNotAllowed: (method: string, allow: string[]) =>
+    new ApiProblem(405, "method-not-allowed", "Method not allowed", `${method} is not supported here; use ${allow.join(", ")}.`, { allow }),
+  unreadableBody: () =>
+    new ApiProblem(400, "unreadable-body", "Unreadable body", "The request body could not be read to its end (a broken upload); send it again."),
   malformedJson: () => new ApiProblem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON."),
   badRequest: (detail: string, errors?: Array<{ path: string; message: string }>) =>
     new ApiProblem(400, "bad-request", "Bad request", detail, errors ? { errors } : {}),

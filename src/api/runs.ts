@@ -1,6 +1,7 @@
 /** `/api/v1/runs`: create (idempotent), get, and list with keyset pagination. */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import { DEFAULT_SETTINGS, describeViolation, DISPLAY_STATES, RUN_STATUSES, violationsFor } from "../lifecycle";
 import { getOperation, operationTypes, registeredPolicies } from "../operations";
@@ -8,7 +9,8 @@ import { displayStateCondition, listRuns, runTimeline } from "../runs";
 import { enqueueRun } from "../queue/producer";
 import { runServiceFor } from "../run-service";
 import { requireApiToken, type ApiEnv } from "./auth";
-import { problems } from "./problem";
+import { log } from "../log";
+import { ApiProblem, problems } from "./problem";
 import { eventJson, runJson } from "./serialize";
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -25,7 +27,13 @@ const listQuery = z
     status: z.enum(RUN_STATUSES).optional(),
     type: z.string().min(1).max(200).optional(),
     display: z.enum(DISPLAY_STATES).optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
+    // Decimal digits only: Number() would also take "0x10", "1e1" and " 5".
+    limit: z
+      .string()
+      .regex(/^[0-9]{1,6}$/, "must be a decimal integer")
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(100))
+      .default(20),
     cursor: z.string().max(200).optional(),
   })
   .strict();
@@ -55,14 +63,40 @@ export const runsApi = new Hono<ApiEnv>();
 
 runsApi.use("*", requireApiToken);
 
+const limitBody = bodyLimit({
+  maxSize: MAX_BODY_BYTES,
+  onError: () => {
+    throw problems.tooLarge(MAX_BODY_BYTES);
+  },
+});
+
+/** A body that breaks while it is read is the client's failure: a 400 and a warning, not an internal error. */
+function unreadableBody(c: Context<ApiEnv>, error: unknown): ApiProblem {
+  log.warn("api.body_unreadable", { method: c.req.method, path: new URL(c.req.url).pathname, workspaceId: c.get("principal").workspaceId, error });
+  return problems.unreadableBody();
+}
+
+/**
+ * bodyLimit, with a read failure of a streamed (chunked) body answered as
+ * unreadableBody: bodyLimit reads such a body itself, before the handler.
+ * Errors from after it (the handler's) pass through untouched.
+ */
+const readBodyWithinLimit = createMiddleware<ApiEnv>(async (c, next) => {
+  let handlerReached = false;
+  try {
+    return await limitBody(c, async () => {
+      handlerReached = true;
+      await next();
+    });
+  } catch (error) {
+    if (handlerReached || error instanceof ApiProblem) throw error;
+    throw unreadableBody(c, error);
+  }
+});
+
 runsApi.post(
   "/",
-  bodyLimit({
-    maxSize: MAX_BODY_BYTES,
-    onError: () => {
-      throw problems.tooLarge(MAX_BODY_BYTES);
-    },
-  }),
+  readBodyWithinLimit,
   async (c) => {
     const contentType = c.req.header("content-type");
     if (contentType && !/^application\/(.+\+)?json\b/i.test(contentType)) throw problems.unsupportedMediaType();
@@ -72,9 +106,15 @@ runsApi.post(
         { path: "Idempotency-Key", message: "invalid" },
       ]);
     }
+    let text: string;
+    try {
+      text = await c.req.text();
+    } catch (error) {
+      throw unreadableBody(c, error);
+    }
     let raw: unknown;
     try {
-      raw = JSON.parse(await c.req.text());
+      raw = JSON.parse(text);
     } catch {
       throw problems.malformedJson();
     }
@@ -109,7 +149,8 @@ runsApi.post(
       type: op.type,
       input: prepared.input,
       idempotencyKey: key ?? null,
-      initiator: `api-token:${principal.tokenId}`,
+      // The actor as people read it: the token's name (its id is the run's audit metadata's business).
+      initiator: `api-token:${principal.tokenName}`,
     });
     if (!answer.ok) throw problems.idempotencyConflict(answer.conflict.id);
     c.header("Location", `/api/v1/runs/${answer.run.id}`);

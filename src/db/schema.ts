@@ -51,7 +51,31 @@ export const apiTokens = sqliteTable(
     lastUsedAt: integer("last_used_at"),
     revokedAt: integer("revoked_at"),
   },
-  (t) => [uniqueIndex("api_tokens_hash_uq").on(t.tokenHash), index("api_tokens_workspace_idx").on(t.workspaceId)],
+  (t) => [
+    uniqueIndex("api_tokens_hash_uq").on(t.tokenHash),
+    index("api_tokens_workspace_idx").on(t.workspaceId),
+    // `token revoke --name N` and the admin name one live token: names are unique among a
+    // workspace's live tokens, and a revoked token's name may be used again (rotation).
+    uniqueIndex("api_tokens_workspace_name_live_uq").on(t.workspaceId, t.name).where(sql`${t.revokedAt} IS NULL`),
+  ],
+);
+
+/**
+ * Dev sign-in sessions (local only). The signed cookie names a row here, so
+ * sign-out ends the session on the server: a replayed cookie finds
+ * `ended_at` set and is refused, where a cookie alone would live until it
+ * expired. Times in ms since the epoch.
+ */
+export const adminSessions = sqliteTable(
+  "admin_sessions",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    endedAt: integer("ended_at"),
+  },
+  (t) => [index("admin_sessions_user_idx").on(t.userId)],
 );
 
 export const operationRuns = sqliteTable(
@@ -133,5 +157,6 @@ export const auditEvents = sqliteTable(
   ],
 );
 
+export type ApiTokenRow = typeof apiTokens.$inferSelect;
 export type OperationRunRow = typeof operationRuns.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;

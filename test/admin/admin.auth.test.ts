@@ -17,7 +17,6 @@ import {
   createExecutionFailure,
   devEnv,
   eventsNewestFirst,
-  mintSessionCookie,
   one,
   ORIGIN,
   parseHtml,
@@ -26,6 +25,7 @@ import {
   squash,
   TEAM_DOMAIN,
 } from "../support/admin";
+import { mintSession, sessionIdFor } from "../support/sessions";
 
 /** A syntactically valid run id that no test ever creates. */
 const NO_SUCH_RUN = "run_00000000000000000000000000";
@@ -81,8 +81,8 @@ describe("dev sign-in: signed out", () => {
     expect(cookie).toMatch(/;\s*HttpOnly/i);
     expect(cookie).toMatch(/;\s*SameSite=Lax/i);
     expect(cookie).toMatch(/;\s*Path=\//i);
-    // The value carries the user id and a signature, not just the id.
-    expect(decodeURIComponent(client.cookies.get("oplife_session")!)).toMatch(new RegExp(`^${user.id}\\|\\d+\\.`));
+    // The value names a server-side session (not the user) and carries a signature.
+    expect(decodeURIComponent(client.cookies.get("oplife_session")!)).toMatch(/^ses_[0-9a-f]{32}\./);
 
     const home = await client.html("/admin/operations");
     expect((await one(home, ".who__user")).attrs.title).toBe(user.email);
@@ -101,12 +101,15 @@ describe("dev sign-in: signed out", () => {
     const [alice, mallory] = await Promise.all([seedUser([[ws, "owner"]], "alice"), seedUser([[ws, "viewer"]], "mallory")]);
     const signedIn = await signIn(mallory.id);
     const genuine = decodeURIComponent(signedIn.cookies.get("oplife_session")!);
-    // Keep mallory's signature, claim alice's id.
-    const swapped = genuine.replace(mallory.id, alice.id);
+    // Keep mallory's signature, claim a live session of alice's.
+    const aliceSession = sessionIdFor();
+    await mintSession(alice.id, { id: aliceSession });
+    const swapped = genuine.replace(/^ses_[0-9a-f]{32}/, aliceSession);
     expect(swapped).not.toBe(genuine);
-    const otherSecret = await mintSessionCookie(`${alice.id}|${Date.now() + 3_600_000}`, "another-secret-of-forty-characters-long!");
+    const otherSecret = await mintSession(alice.id, { secret: "another-secret-of-forty-characters-long!" });
     const cookies = [
       `oplife_session=${encodeURIComponent(swapped)}`,
+      `oplife_session=${aliceSession}`,
       `oplife_session=${encodeURIComponent(`${alice.id}|${Date.now() + 3_600_000}`)}`,
       "oplife_session=garbage",
       otherSecret,
@@ -123,8 +126,8 @@ describe("dev sign-in: signed out", () => {
   it("an expired session (correctly signed) is signed out", async () => {
     const ws = await makeWorkspace("expired");
     const user = await seedUser([[ws, "owner"]]);
-    const expired = await mintSessionCookie(`${user.id}|${Date.now() - 1_000}`);
-    const valid = await mintSessionCookie(`${user.id}|${Date.now() + 60_000}`);
+    const expired = await mintSession(user.id, { expiresAt: Date.now() - 1_000 });
+    const valid = await mintSession(user.id);
     expect((await new AdminClient().get("/admin/operations", { cookie: expired })).status).toBe(302);
     expect((await new AdminClient().get("/admin/operations", { cookie: valid })).status).toBe(200);
   });
@@ -318,7 +321,7 @@ describe("Cloudflare Access", () => {
     const post = await client.post("/admin/sign-in", { userId: s.user.id });
     expect(post.status).toBe(404);
     expect(post.headers.getSetCookie()).toEqual([]);
-    const devCookie = await mintSessionCookie(`${s.user.id}|${Date.now() + 60_000}`);
+    const devCookie = await mintSession(s.user.id);
     expect((await s.get({ cookie: devCookie })).status).toBe(401);
   });
 });
@@ -327,7 +330,7 @@ describe("mode refusal: a misconfigured admin serves nothing", () => {
   it("DEV_SIGN_IN together with Access settings: 503 naming the problem, on pages and on the sign-in page; no session can be made", async () => {
     const ws = await makeWorkspace("both");
     const user = await seedUser([[ws, "owner"]]);
-    const validCookie = await mintSessionCookie(`${user.id}|${Date.now() + 60_000}`);
+    const validCookie = await mintSession(user.id);
     for (const both of [
       devEnv({ ACCESS_TEAM_DOMAIN: TEAM_DOMAIN, ACCESS_AUD: "aud-tag" }),
       devEnv({ ACCESS_TEAM_DOMAIN: TEAM_DOMAIN }),

@@ -1,7 +1,7 @@
-/** What each membership role may do in the admin. Read-only throughout: no destructive action exists. */
+/** What each membership role may do in the admin. Only owners manage the workspace (tokens, members). */
 import type { MembershipRole } from "../../db/schema";
 
-export const CAPABILITIES = ["runs:read", "runs:diagnostics", "audit:read", "lifecycle:read"] as const;
+export const CAPABILITIES = ["runs:read", "runs:diagnostics", "audit:read", "lifecycle:read", "settings:manage"] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 const BY_ROLE: Record<MembershipRole, ReadonlySet<Capability>> = {

@@ -8,6 +8,7 @@ import { getCookie, setCookie } from "hono/cookie";
 import type { JWTVerifyGetKey } from "jose";
 import type { MembershipRole } from "../../db/schema";
 import { teamKeys, verifyAccessJwt } from "./access";
+import { AdminHttpError } from "./errors";
 import { can, type Capability } from "./capabilities";
 import { authMode, type AuthVars } from "./mode";
 import { readSession } from "./session";
@@ -32,16 +33,7 @@ export interface AdminDeps {
 
 export type AdminEnv = { Bindings: Env & AuthVars; Variables: { viewer: Viewer } };
 
-export class AdminHttpError extends Error {
-  constructor(
-    readonly status: 401 | 403 | 404 | 500 | 503,
-    readonly title: string,
-    readonly detail: string,
-  ) {
-    super(title);
-    this.name = "AdminHttpError";
-  }
-}
+export { AdminHttpError };
 
 const WS_COOKIE = "oplife_ws";
 
@@ -80,8 +72,7 @@ export function requireViewer(deps: AdminDeps): MiddlewareHandler<AdminEnv> {
       user = await loadUser(c.env.DB, { email });
       if (!user) throw new AdminHttpError(403, "No account", "Your identity is verified, but no user of this system has that email.");
     } else {
-      const userId = await readSession(c, mode.sessionSecret);
-      if (userId) user = await loadUser(c.env.DB, { id: userId });
+      user = await readSession(c, mode.sessionSecret);
       if (!user) throw new AdminHttpError(401, "Not signed in", "Sign in to use the admin.");
     }
     const memberships = await loadMemberships(c.env.DB, user.id);
@@ -112,6 +103,8 @@ function describe(capability: Capability): string {
       return "read the audit log";
     case "lifecycle:read":
       return "view lifecycle policies";
+    case "settings:manage":
+      return "manage API tokens and members (owners only)";
   }
 }
 

@@ -21,7 +21,7 @@ export function Layout({
 }: {
   title: string;
   viewer: Viewer | null;
-  active?: "operations" | "audit" | "lifecycle";
+  active?: "operations" | "audit" | "lifecycle" | "settings";
   devSignIn?: boolean;
   children: Child;
 }) {
@@ -61,6 +61,11 @@ export function Layout({
               <a href="/admin/lifecycle" aria-current={active === "lifecycle" ? "page" : undefined}>
                 Lifecycle
               </a>
+              {viewer.current.role === "owner" ? (
+                <a href="/admin/settings/tokens" aria-current={active === "settings" ? "page" : undefined}>
+                  Settings
+                </a>
+              ) : null}
             </nav>
           ) : null}
           {viewer ? (
