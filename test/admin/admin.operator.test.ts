@@ -294,12 +294,13 @@ describe("pages around the lists", () => {
     expect(nav).toEqual(["Operations", "Lifecycle"]);
     expect((await one(html, ".error-page a.button")).attrs.href).toBe("/admin/operations");
     expect(squash((await one(html, ".error-page h1")).text)).toBe("Not allowed");
-    // An owner's navigation has all three.
+    // An owner's navigation has every page, settings included.
     const owner = await clientFor(ws, "owner");
     expect((await parseHtml(await owner.html("/admin/operations"), 'nav[aria-label="Main"] a')).map((a) => squash(a.text))).toEqual([
       "Operations",
       "Audit log",
       "Lifecycle",
+      "Settings",
     ]);
   });
 
