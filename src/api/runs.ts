@@ -151,6 +151,7 @@ runsApi.post(
       idempotencyKey: key ?? null,
       // The actor as people read it: the token's name (its id is the run's audit metadata's business).
       initiator: `api-token:${principal.tokenName}`,
+      actorId: principal.tokenId,
     });
     if (!answer.ok) throw problems.idempotencyConflict(answer.conflict.id);
     c.header("Location", `/api/v1/runs/${answer.run.id}`);

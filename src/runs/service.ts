@@ -47,6 +47,8 @@ export interface CreateRunInput {
   input: unknown;
   idempotencyKey?: string | null;
   initiator: Actor;
+  /** The initiator's id (a user or token id), kept in the `run.queued` event's metadata; the actor names it. */
+  actorId?: string;
 }
 
 export type CreateAnswer =
@@ -170,7 +172,12 @@ export class RunService {
         action: "run.queued",
         subjectType: "run",
         subjectId: id,
-        metadata: { type: req.type, maxAttempts: state.maxAttempts, idempotencyKey: req.idempotencyKey ?? null },
+        metadata: {
+          type: req.type,
+          maxAttempts: state.maxAttempts,
+          idempotencyKey: req.idempotencyKey ?? null,
+          ...(req.actorId !== undefined ? { actorId: req.actorId } : {}),
+        },
         createdAt: now,
       }),
     ]);

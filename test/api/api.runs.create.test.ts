@@ -96,7 +96,8 @@ describe("POST /api/v1/runs accepts a run", () => {
       workspaceId: client.workspaceId,
       actor: "api-token:test token",
       createdAt,
-      metadata: { type: "demo.work", maxAttempts: 3, idempotencyKey: null },
+      // The actor reads as the token's name; its id stays in the metadata.
+      metadata: { type: "demo.work", maxAttempts: 3, idempotencyKey: null, actorId: client.tokenId },
     });
   });
 
