@@ -9,13 +9,13 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_SETTINGS, DISPLAY_STATES, explainReason, type DisplayStateKind, type ReasonCode } from "../../src/lifecycle";
 import type { RunService } from "../../src/runs";
 import { makeWorkspace, runService } from "../support/fixtures";
+import { DEMO_POLICY as P } from "../support/demo";
 import {
   classes,
   createDeadLettered,
   createExecutionFailure,
   createQueued,
   createRunning,
-  DEMO_POLICY as P,
   eventsNewestFirst,
   insertRawEvent,
   insertTerminalRuns,

@@ -12,7 +12,8 @@ import { policyFor } from "../../src/operations";
 import type { RunService } from "../../src/runs";
 import { apiClient, bodyOf, call, expectProblem, runPage, type ApiClient, type RunJson } from "../support/api";
 import { manualClock, runService } from "../support/fixtures";
-import { DEMO_INPUT, newRun } from "../support/runs";
+import { DEMO_INPUT } from "../support/demo";
+import { newRun } from "../support/runs";
 
 const P = policyFor("demo.work");
 const LEGACY = "legacy.removed";
