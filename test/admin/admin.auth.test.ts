@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { MembershipRole } from "../../src/db/schema";
-import { makeWorkspace, runService } from "../support/fixtures";
+import { makeWorkspace, runService, stopClock } from "../support/fixtures";
 import {
   accessEnv,
   accessFetcher,
@@ -123,6 +123,8 @@ describe("dev sign-in: signed out", () => {
   it("an expired session (correctly signed) is signed out", async () => {
     const ws = await makeWorkspace("expired");
     const user = await seedUser([[ws, "owner"]]);
+    // One instant for minting and checking: "valid" cannot lapse on a slow machine.
+    stopClock();
     const expired = await mintSessionCookie(`${user.id}|${Date.now() - 1_000}`);
     const valid = await mintSessionCookie(`${user.id}|${Date.now() + 60_000}`);
     expect((await new AdminClient().get("/admin/operations", { cookie: expired })).status).toBe(302);
@@ -318,6 +320,8 @@ describe("Cloudflare Access", () => {
     const post = await client.post("/admin/sign-in", { userId: s.user.id });
     expect(post.status).toBe(404);
     expect(post.headers.getSetCookie()).toEqual([]);
+    // Unexpired for the whole test (the clock is stopped): refused for being a dev cookie, not for its age.
+    stopClock();
     const devCookie = await mintSessionCookie(`${s.user.id}|${Date.now() + 60_000}`);
     expect((await s.get({ cookie: devCookie })).status).toBe(401);
   });
@@ -327,6 +331,7 @@ describe("mode refusal: a misconfigured admin serves nothing", () => {
   it("DEV_SIGN_IN together with Access settings: 503 naming the problem, on pages and on the sign-in page; no session can be made", async () => {
     const ws = await makeWorkspace("both");
     const user = await seedUser([[ws, "owner"]]);
+    stopClock(); // the cookie stays unexpired: refused for the configuration, not for its age
     const validCookie = await mintSessionCookie(`${user.id}|${Date.now() + 60_000}`);
     for (const both of [
       devEnv({ ACCESS_TEAM_DOMAIN: TEAM_DOMAIN, ACCESS_AUD: "aud-tag" }),
