@@ -29,6 +29,11 @@ export default defineConfig(async () => {
             include: ["test/**/*.test.ts"],
             exclude: ["test/node/**", "test/browser/**", "**/node_modules/**"],
             setupFiles: ["./test/setup.ts"],
+            // vitest's 5 s default is a bet on the machine: a test that
+            // waits on real D1, queues and Durable Objects takes a multiple
+            // of its usual time on a loaded 2-core box. A deadline, not a goal.
+            testTimeout: 60_000,
+            hookTimeout: 60_000,
           },
         },
         {
@@ -53,8 +58,10 @@ export default defineConfig(async () => {
             // progress flushes, polling).
             fileParallelism: false,
             sequence: { groupOrder: 1 },
-            testTimeout: 90_000,
-            hookTimeout: 90_000,
+            // Failure deadlines only, above the tests' own (a run finishing,
+            // live rows read as live): a busy machine is slow, not wrong.
+            testTimeout: 240_000,
+            hookTimeout: 240_000,
           },
         },
       ],

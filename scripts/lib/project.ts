@@ -6,6 +6,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process"
 import { createRequire } from "node:module";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { offlineWranglerEnv } from "./quiet";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const WRANGLER_TOML = resolve(ROOT, "wrangler.toml");
@@ -33,13 +34,14 @@ const WRANGLER_BIN = resolve(dirname(createRequire(import.meta.url).resolve("wra
 
 /**
  * Start `wrangler <args>` with the node running this script (the project's
- * node 24: npm scripts and npx put it first on PATH).
+ * node 24: npm scripts and npx put it first on PATH), its calls home off
+ * (./quiet.ts) unless `env` says otherwise.
  *
  * Not `npx wrangler`: npx runs wrangler under `sh -c`, and a signal sent to
  * npx stops npx and the shell but orphans wrangler and workerd, still holding
  * the port. wrangler's launcher, signalled directly, shuts workerd down.
  */
-export function spawnWrangler(args: string[], stdio: SpawnOptions["stdio"], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+export function spawnWrangler(args: string[], stdio: SpawnOptions["stdio"], env: NodeJS.ProcessEnv = offlineWranglerEnv()): ChildProcess {
   return spawn(process.execPath, [WRANGLER_BIN, ...args], { cwd: ROOT, env, stdio });
 }
 

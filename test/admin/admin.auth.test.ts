@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { MembershipRole } from "../../src/db/schema";
-import { makeWorkspace, runService } from "../support/fixtures";
+import { makeWorkspace, runService, stopClock } from "../support/fixtures";
 import {
   accessEnv,
   accessFetcher,

@@ -10,8 +10,8 @@ import { describe, expect, it } from "vitest";
 import { operationsPage, type OperationsFilter } from "../../src/admin/queries";
 import { meteredDb } from "../../src/runs";
 import { makeWorkspace, runService } from "../support/fixtures";
+import { batchRecorder } from "../support/d1";
 import {
-  batchRecorder,
   createExecutionFailure,
   createQueued,
   createRunning,

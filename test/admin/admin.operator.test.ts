@@ -11,14 +11,14 @@ import { describe, expect, it } from "vitest";
 import { listingQuery, operationsPage } from "../../src/admin/queries";
 import { meteredDb } from "../../src/runs";
 import { makeWorkspace, runService } from "../support/fixtures";
+import { batchRecorder } from "../support/d1";
+import { DEMO_POLICY as P } from "../support/demo";
 import {
-  batchRecorder,
   classes,
   clientFor,
   createQueued,
   createRetrying,
   createRunning,
-  DEMO_POLICY as P,
   insertTerminalRuns,
   one,
   PAGE_SIZE,

@@ -8,7 +8,8 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_SETTINGS, DISPLAY_STATES, explainReason, type DisplayStateKind, type ReasonCode } from "../../src/lifecycle";
 import type { RunService } from "../../src/runs";
-import { makeWorkspace, runService } from "../support/fixtures";
+import { makeWorkspace, runService, stopClock } from "../support/fixtures";
+import { DEMO_POLICY as P } from "../support/demo";
 import {
   classes,
   clientFor,
@@ -16,7 +17,6 @@ import {
   createExecutionFailure,
   createQueued,
   createRunning,
-  DEMO_POLICY as P,
   eventsNewestFirst,
   insertRawEvent,
   insertTerminalRuns,
@@ -70,6 +70,7 @@ describe("operations page: display states", () => {
   it("one row per display state, each with its own badge class; stale rows never carry the live look", async () => {
     const ws = await makeWorkspace("states");
     const seeded = await seedEveryDisplayState(ws);
+    stopClock();
     const html = await (await clientFor(ws, "viewer")).html("/admin/operations");
     const shown = await rows(html);
     expect(shown.map((r) => r.id).sort()).toEqual(Object.values(seeded).sort());
@@ -116,6 +117,7 @@ describe("operations page: display states", () => {
     expect(oldFailure).toBeDefined();
     // Another workspace's runs of every kind count nowhere here.
     await seedEveryDisplayState(other, svc);
+    stopClock();
 
     const client = await clientFor(ws);
     const html = await client.html("/admin/operations");
@@ -148,6 +150,7 @@ describe("operations page: filters in the URL", () => {
     const seeded = await seedEveryDisplayState(ws, svc);
     const legacy = await createQueued(svc, ws, LEGACY);
     const old = await oldSucceeded(ws, Date.now() - 2 * DAY);
+    stopClock();
     return { ws, seeded, legacy, old, client: await clientFor(ws) };
   }
 
@@ -232,6 +235,7 @@ describe("operations page: polling", () => {
     const svc = runService();
     const ws = await makeWorkspace("live");
     const run = await createRunning(svc, ws);
+    stopClock();
     const client = await clientFor(ws);
 
     const first = await client.html("/admin/operations/live");
@@ -460,6 +464,7 @@ describe("run page", () => {
     const ws = await makeWorkspace("run-stuck");
     const [fresh, stale, done] = await Promise.all([createRunning(svc, ws), createRunning(svc, ws), createExecutionFailure(svc, ws)]);
     await setRow(stale, "last_heartbeat_at = ?", Date.now() - 10 * 60_000);
+    stopClock();
     const client = await clientFor(ws, "viewer");
     const freshHtml = await client.html(`/admin/operations/${fresh}`);
     const staleHtml = await client.html(`/admin/operations/${stale}`);

@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { makeWorkspace, runService } from "../support/fixtures";
+import { d1WithFailingBatch } from "../support/d1";
 import {
   accessEnv,
   accessFetcher,
@@ -15,7 +16,6 @@ import {
   createDeadLettered,
   createExecutionFailure,
   createQueued,
-  d1WithFailingBatch,
   devEnv,
   eventsNewestFirst,
   insertRawEvent,

@@ -218,7 +218,7 @@ describe("Idempotency-Key", () => {
     expect(first.status).toBe(202);
     const { run } = await bodyOf(first, runEnvelope);
 
-    const other = { type: "demo.work", input: { steps: 3, stepMs: 0 } };
+    const other = { type: DEMO_BODY.type, input: { ...DEMO_BODY.input, steps: DEMO_BODY.input.steps + 1 } };
     const res = await callWith({ OPERATIONS_QUEUE: q.queue }, "/api/v1/runs", postInit(client.token, other, { "idempotency-key": "k1" }));
     const problem = await expectProblem(res, 409);
     expect(problem.type).toBe("https://oplife.dev/problems/idempotency-key-reused");

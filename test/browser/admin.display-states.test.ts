@@ -5,9 +5,10 @@
  * workspace of this file's own.
  */
 import { describe, expect } from "vitest";
+import type { Page } from "playwright-core";
 import { DISPLAY_STATES, type DisplayStateKind } from "../../src/lifecycle";
 import { expectNoProblems, screenshot, seed, signIn, test } from "./support/browser";
-import { runsSql, STALE_AFTER_MS, workspaceSql } from "./support/fixtures";
+import { freshenLiveRunsSql, runsSql, workspaceSql } from "./support/fixtures";
 
 const LABELS: Record<DisplayStateKind, RegExp> = {
   queued: /^Queued$/,
@@ -47,47 +48,57 @@ function contrast(a: string, b: string): number {
   return (hi! + 0.05) / (lo! + 0.05);
 }
 
+/** How long to keep trying to read the live runs as live before the assertions get what was seen. */
+const READ_DEADLINE_MS = 120_000;
+
+/** Every badge on the page, by the kind of the seeded run it belongs to, in one snapshot. */
+function readBadges(page: Page, ids: Record<DisplayStateKind, string>): Promise<Partial<Record<DisplayStateKind, BadgeLook>>> {
+  return page.evaluate((ids) => {
+    const out: Record<string, BadgeLook> = {};
+    for (const [kind, id] of Object.entries(ids)) {
+      const row = document.querySelector<HTMLElement>(`tr[data-run-id="${id}"]`);
+      const badge = row?.querySelector<HTMLElement>(".badge");
+      if (!row || !badge) continue;
+      const style = getComputedStyle(badge);
+      const icon = badge.querySelector("span[aria-hidden]");
+      out[kind] = {
+        rowDisplay: row.getAttribute("data-display"),
+        badgeDisplay: badge.getAttribute("data-display"),
+        badgeClass: badge.className,
+        label: (badge.textContent ?? "").replace(/^\S+\s+/, "").trim(),
+        visible: badge.getBoundingClientRect().height > 0 && style.visibility !== "hidden",
+        background: style.backgroundColor,
+        color: style.color,
+        borderStyle: style.borderTopStyle,
+        borderColor: style.borderTopColor,
+        iconAnimation: icon ? getComputedStyle(icon).animationName : "none",
+      };
+    }
+    return out;
+  }, ids);
+}
+
 /**
  * `badge(kind)`: how the seeded run in that display state looks, read in one
- * snapshot right after seeding: the page polls, and the fresh running run is
- * fresh for STALE_AFTER_MS only.
+ * snapshot of the page. The running run is fresh for STALE_AFTER_MS after its
+ * heartbeat only, and the queued one for a couple of minutes: when the
+ * machine took longer than that between seeding and reading (the reading, not
+ * the page, was late), their heartbeat and deadline are freshened the way the
+ * system would and the page is read again, until READ_DEADLINE_MS. What was
+ * seen last goes to the assertions, so a page that never shows them live fails.
  */
 const it = test.extend("badge", { scope: "file" }, async ({ admin }) => {
   const ws = workspaceSql("states");
   const { runs, sql } = runsSql(ws.workspace.id, DISPLAY_STATES);
-  // The running run's heartbeat is stamped as this SQL runs; sign-in and the page load follow at once.
-  const seededAt = Date.now();
+  const ids = Object.fromEntries(DISPLAY_STATES.map((k) => [k, runs[k].id])) as Record<DisplayStateKind, string>;
   await seed(ws.sql + sql);
   await signIn(admin.page, ws.workspace.ownerEmail);
-  const looks: Partial<Record<DisplayStateKind, BadgeLook>> = await admin.page.evaluate(
-    (ids) => {
-      const out: Record<string, BadgeLook> = {};
-      for (const [kind, id] of Object.entries(ids)) {
-        const row = document.querySelector<HTMLElement>(`tr[data-run-id="${id}"]`);
-        const badge = row?.querySelector<HTMLElement>(".badge");
-        if (!row || !badge) continue;
-        const style = getComputedStyle(badge);
-        const icon = badge.querySelector("span[aria-hidden]");
-        out[kind] = {
-          rowDisplay: row.getAttribute("data-display"),
-          badgeDisplay: badge.getAttribute("data-display"),
-          badgeClass: badge.className,
-          label: (badge.textContent ?? "").replace(/^\S+\s+/, "").trim(),
-          visible: badge.getBoundingClientRect().height > 0 && style.visibility !== "hidden",
-          background: style.backgroundColor,
-          color: style.color,
-          borderStyle: style.borderTopStyle,
-          borderColor: style.borderTopColor,
-          iconAnimation: icon ? getComputedStyle(icon).animationName : "none",
-        };
-      }
-      return out;
-    },
-    Object.fromEntries(DISPLAY_STATES.map((k) => [k, runs[k].id])),
-  );
-  const elapsed = Date.now() - seededAt;
-  if (elapsed >= STALE_AFTER_MS) {
-    throw new Error(`the page was read ${elapsed} ms after seeding, but a running run looks fresh for ${STALE_AFTER_MS} ms only`);
+  let looks = await readBadges(admin.page, ids);
+  const until = Date.now() + READ_DEADLINE_MS;
+  while ((looks.running?.rowDisplay !== "running" || looks.queued?.rowDisplay !== "queued") && Date.now() < until) {
+    await seed(freshenLiveRunsSql({ running: ids.running, queued: ids.queued }));
+    await admin.page.goto("/admin/operations");
+    looks = await readBadges(admin.page, ids);
   }
   await screenshot(admin.page, "operations-display-states");
   return (kind: DisplayStateKind): BadgeLook => {

@@ -91,11 +91,16 @@ describe("sanitizeMessage", () => {
     expect(out).not.toContain("sss");
   });
 
-  it("stays fast on long adversarial input", () => {
-    const start = performance.now();
-    sanitizeMessage("a-".repeat(200_000));
-    sanitizeMessage("password ".repeat(50_000));
-    expect(performance.now() - start).toBeLessThan(2_000);
+  // Long inputs shaped to make a backtracking pattern blow up. No clock here:
+  // the patterns are linear by construction (bounded prefixes, no nested
+  // quantifiers; see redact.ts), and one that is not would hang this file
+  // rather than pass it. How fast they run is a benchmark's business.
+  it("masks and trims long adversarial input", () => {
+    expect(sanitizeMessage("a-".repeat(200_000))).toBe("[redacted]");
+    const words = sanitizeMessage("password ".repeat(50_000));
+    expect(words).toHaveLength(MAX_MESSAGE_LENGTH);
+    expect(words).toMatch(/^password password .*…$/);
+    expect(sanitizeMessage(`token=${"x ".repeat(100_000)}`)).toMatch(/^token=\[redacted\] x x /);
   });
 });
 

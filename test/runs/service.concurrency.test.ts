@@ -8,7 +8,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { RunAnswer, RunService } from "../../src/runs";
 import { makeWorkspace, manualClock, runService } from "../support/fixtures";
-import { T0, barrierD1, eventsOf, eventsOfWorkspace, failingD1, newRun, parsed, serviceOn, snapshot, storedRow } from "../support/runs";
+import { failingD1, writeBarrier } from "../support/d1";
+import { T0, eventsOf, eventsOfWorkspace, newRun, parsed, serviceOn, snapshot, storedRow } from "../support/runs";
 import type { Diagnostics } from "../../src/runs";
 
 /** Actions that are transitions (one per winning write); `run.late_result_discarded` is not. */
@@ -23,7 +24,7 @@ async function setup(state: "queued" | "running") {
   if (state === "running") await plain.claim(run.id, 1);
   clock.advance(1_000);
   const before = await eventsOf(run.id);
-  const race = barrierD1(2);
+  const race = writeBarrier(2);
   return { ws, clock, run, before, race, svc: serviceOn(race.db, clock.now) };
 }
 
@@ -93,7 +94,7 @@ describe("two writers, one run: one transition, one event", () => {
     // Straight to the last attempt: a redelivery with the final delivery count.
     await plain.claim(run.id, run.maxAttempts);
     const before = await eventsOf(run.id);
-    const race = barrierD1(2);
+    const race = writeBarrier(2);
     const svc = serviceOn(race.db, clock.now);
     const answers = await Promise.all([
       svc.reconcile(run.id, { detector: "sweep", reason: "lifecycle.stale_running", observed: { status: "running", attempt: run.maxAttempts }, evidence: {} }),

@@ -7,7 +7,9 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_SETTINGS } from "../../src/lifecycle";
 import { makeWorkspace, manualClock, runService } from "../support/fixtures";
-import { DEMO, DEMO_POLICY as P, T0, meteredD1, newRun, parsed, serviceOn, snapshot, storedRow } from "../support/runs";
+import { meteredD1 } from "../support/d1";
+import { DEMO, DEMO_POLICY as P } from "../support/demo";
+import { T0, newRun, parsed, serviceOn, snapshot, storedRow } from "../support/runs";
 
 const FLUSH_MS = DEFAULT_SETTINGS.heartbeatFlushIntervalMs;
 const progress = (processed: number) => ({ total: 10, processed, succeeded: processed, failed: 0 });

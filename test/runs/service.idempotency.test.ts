@@ -6,7 +6,9 @@
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { makeWorkspace, runService } from "../support/fixtures";
-import { DEMO, DEMO_INPUT, barrierD1, countRuns, eventsOfWorkspace, serviceOn } from "../support/runs";
+import { writeBarrier } from "../support/d1";
+import { DEMO, DEMO_INPUT } from "../support/demo";
+import { countRuns, eventsOfWorkspace, serviceOn } from "../support/runs";
 
 const request = (workspaceId: string, idempotencyKey: string | null, input: unknown = DEMO_INPUT) =>
   ({ workspaceId, type: DEMO, input, idempotencyKey, initiator: "api-token:tok_1" }) as const;
@@ -25,7 +27,7 @@ it("the same key twice, one after the other: same run, created false the second 
 
 it("the same key five times at once (all inserts in flight together): one run created, all answers name it, one run.queued", async () => {
   const ws = await makeWorkspace("idem");
-  const race = barrierD1(5);
+  const race = writeBarrier(5);
   const svc = serviceOn(race.db);
   const answers = await Promise.all(Array.from({ length: 5 }, () => svc.create(request(ws, "order-43"))));
   // Every insert reached D1 together; the unique index let exactly one through.

@@ -6,7 +6,8 @@
 import { describe, expect, it } from "vitest";
 import type { RunAnswer, RunService } from "../../src/runs";
 import { makeWorkspace, manualClock, runService } from "../support/fixtures";
-import { DEMO, T0, eventsOf, newRun, snapshot, storedRow } from "../support/runs";
+import { DEMO } from "../support/demo";
+import { T0, eventsOf, newRun, snapshot, storedRow } from "../support/runs";
 
 async function setup() {
   const ws = await makeWorkspace("refusals");

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { EMPTY_PROGRESS, explainReason, type FinalOutcome } from "../../src/lifecycle";
 import type { Diagnostics } from "../../src/runs";
 import { makeWorkspace, manualClock, runService } from "../support/fixtures";
-import { DEMO, DEMO_INPUT, DEMO_POLICY as P, T0, eventsOf, newRun, onlyEvent, parsed, storedRow } from "../support/runs";
+import { DEMO, DEMO_INPUT, DEMO_POLICY as P } from "../support/demo";
+import { T0, eventsOf, newRun, onlyEvent, parsed, storedRow } from "../support/runs";
 
 const RETRY_DELAY_MS = P.retryDelaySeconds * 1000;
 

@@ -23,8 +23,8 @@ import { createAdmin } from "../../src/admin/routes";
 import { app } from "../../src/app";
 import type { MembershipRole } from "../../src/db/schema";
 import { DEFAULT_SETTINGS, type DisplayStateKind } from "../../src/lifecycle";
-import { policyFor } from "../../src/operations";
 import type { RunService } from "../../src/runs";
+import { DEMO, DEMO_INPUT, DEMO_POLICY } from "./demo";
 import { runService } from "./fixtures";
 
 export type AdminBindings = Env & AuthVars;
@@ -35,9 +35,6 @@ export const SESSION_SECRET = "test-session-secret-".padEnd(40, "x");
 export const TEAM_DOMAIN = "https://team.cloudflareaccess.com";
 export const AUD = "aud-tag";
 export const PAGE_SIZE = 25;
-export const DEMO = "demo.work";
-export const DEMO_POLICY = policyFor(DEMO);
-export const DEMO_INPUT = { steps: 3, stepMs: 0 };
 /** Silent this long, a running demo.work run is stale (heartbeat timeout + flush interval). */
 export const STALE_AFTER_MS = DEMO_POLICY.heartbeatTimeoutMs + DEFAULT_SETTINGS.heartbeatFlushIntervalMs;
 
@@ -377,40 +374,6 @@ export async function eventsNewestFirst(workspaceId: string): Promise<StoredEven
     .bind(workspaceId)
     .all<StoredEvent>();
   return res.results;
-}
-
-// ---------- D1 wrappers ----------
-
-/** Forwards every property of the real binding, bound to it (workerd's classes need their own `this`). */
-function forward<T extends object>(target: T, prop: string | symbol): unknown {
-  const value: unknown = Reflect.get(target, prop, target);
-  return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-}
-
-/** The real D1 with `batch` failing: auth lookups work, the page's own query breaks. */
-export function d1WithFailingBatch(message: string, db: D1Database = env.DB): D1Database {
-  return new Proxy(db, {
-    get(target, prop) {
-      if (prop === "batch") return async () => Promise.reject(new Error(message));
-      return forward(target, prop);
-    },
-  });
-}
-
-/** The real D1, recording `meta.rows_read` of every statement of every batch, per batch. */
-export function batchRecorder(db: D1Database = env.DB): { db: D1Database; batches: number[][] } {
-  const batches: number[][] = [];
-  const wrapped = new Proxy(db, {
-    get(target, prop) {
-      if (prop !== "batch") return forward(target, prop);
-      return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
-        const results = await target.batch<T>(statements);
-        batches.push(results.map((r) => r.meta.rows_read));
-        return results;
-      };
-    },
-  });
-  return { db: wrapped, batches };
 }
 
 // ---------- reading HTML ----------

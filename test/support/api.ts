@@ -16,6 +16,7 @@ import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { z } from "zod";
 import worker from "../../src/index";
+import { DEMO, DEMO_INPUT } from "./demo";
 import { makeWorkspace } from "./fixtures";
 
 export const ORIGIN = "https://oplife.test";
@@ -88,7 +89,7 @@ export function postInit(token: string | undefined, body: unknown, headers: Reco
   };
 }
 
-export const DEMO_BODY = { type: "demo.work", input: { steps: 2, stepMs: 0 } } as const;
+export const DEMO_BODY = { type: DEMO, input: DEMO_INPUT } as const;
 
 /** A queue that records what it is sent and delivers nothing (runs stay where the test put them). */
 export function recordingQueue(): { queue: Queue; sent: unknown[] } {

@@ -53,7 +53,7 @@ import { eventsOf } from "./runs";
 
 export const OPERATIONS = "operations";
 export const DLQ = "operations-dlq";
-export const DEMO_POLICY = policyFor("demo.work");
+export { DEMO_POLICY } from "./demo";
 const STATE_KEY = "state";
 
 export function service(): RunService {

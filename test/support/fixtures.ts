@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { DEFAULT_SETTINGS } from "../../src/lifecycle";
 import { policyFor } from "../../src/operations";
 import { RunService } from "../../src/runs";
+import { vi } from "vitest";
 
 let counter = 0;
 
@@ -28,6 +29,19 @@ export function manualClock(start = Date.now()) {
       now = ms;
     },
   };
+}
+
+/**
+ * Stop the clock at `at` (default: now) for the rest of the test: `Date` only,
+ * so D1, queues and timers keep running, but the Worker code this isolate
+ * runs (the API, the admin) reads that one instant however long the test
+ * takes. A run seeded fresh stays fresh on a slow machine; without it, a
+ * running run reads as stale once heartbeatTimeoutMs + one flush interval
+ * (10 s for demo.work) of real time pass. test/setup.ts restarts the clock
+ * after every test.
+ */
+export function stopClock(at = Date.now()): void {
+  vi.useFakeTimers({ toFake: ["Date"], now: at });
 }
 
 export function runService(clock: () => number = Date.now): RunService {

@@ -1,17 +1,17 @@
 /**
  * Helpers for the run-service tests on real D1: raw reads of what is stored
- * (snake_case rows and audit events, not the service's own view of them) and
- * D1 wrappers that make races and failures happen on purpose.
+ * (snake_case rows and audit events, not the service's own view of them).
+ * The D1 wrappers that make races and failures happen on purpose are in
+ * ./d1.ts; failingD1 is re-exported for the tracker tests that import it here.
  */
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { DEFAULT_SETTINGS } from "../../src/lifecycle";
 import { policyFor } from "../../src/operations";
 import { RunService, type RunRecord, type RunRow } from "../../src/runs";
+import { DEMO, DEMO_INPUT } from "./demo";
 
-export const DEMO = "demo.work";
-export const DEMO_POLICY = policyFor(DEMO);
-export const DEMO_INPUT = { steps: 3, stepMs: 0 };
+export { failingD1 } from "./d1";
 /** A fixed start for manual clocks, so deadlines are exact numbers. */
 export const T0 = Date.UTC(2026, 0, 1);
 
@@ -112,117 +112,4 @@ export async function snapshot(runId: string): Promise<{ row: RunRow; events: St
 
 export function parsed<T = Record<string, unknown>>(json: string): T {
   return JSON.parse(json) as T;
-}
-
-/** Forwards every property of the real binding, bound to it (workerd's classes need their own `this`). */
-function forward<T extends object>(target: T, prop: string | symbol): unknown {
-  const value: unknown = Reflect.get(target, prop, target);
-  return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-}
-
-export interface BarrierD1 {
-  db: D1Database;
-  /** `meta.changes` of the first statement (the compare-and-set) of each batch, in completion order. */
-  casChanges: number[];
-  batches: number;
-}
-
-/**
- * A D1 whose first `writers` batch() calls are held until all of them have
- * been issued: each writer has read and decided before any of them writes,
- * so the compare-and-set alone must pick the winner. Later batches (a loser's
- * second round) pass straight through. A writer that never arrives fails the
- * barrier after `timeoutMs` instead of hanging the test.
- */
-export function barrierD1(writers = 2, timeoutMs = 3_000): BarrierD1 {
-  const real = env.DB;
-  const state: BarrierD1 = { db: real, casChanges: [], batches: 0 };
-  let arrived = 0;
-  let release!: () => void;
-  let fail!: (e: Error) => void;
-  const allIn = new Promise<void>((resolve, reject) => {
-    release = resolve;
-    fail = reject;
-  });
-  const timer = setTimeout(() => fail(new Error(`barrier: only ${arrived} of ${writers} writers reached batch()`)), timeoutMs);
-  state.db = new Proxy(real, {
-    get(target, prop) {
-      if (prop !== "batch") return forward(target, prop);
-      return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
-        state.batches++;
-        if (arrived < writers) {
-          arrived++;
-          if (arrived === writers) {
-            clearTimeout(timer);
-            release();
-          }
-          await allIn;
-        }
-        const results = await target.batch<T>(statements);
-        state.casChanges.push(results[0]?.meta.changes ?? -1);
-        return results;
-      };
-    },
-  });
-  return state;
-}
-
-/**
- * A D1 whose batch() fails. `before-d1`: it throws without reaching D1.
- * `mid-batch`: the real statements run, then an appended statement violates a
- * CHECK constraint, so D1 must roll the whole batch back.
- */
-export function failingD1(mode: "before-d1" | "mid-batch"): { db: D1Database; attempts: () => number } {
-  let attempts = 0;
-  const db = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop !== "batch") return forward(target, prop);
-      return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
-        attempts++;
-        if (mode === "before-d1") throw new Error("injected: D1 unavailable");
-        const poison = target.prepare("UPDATE operation_runs SET status = 'not-a-status' WHERE 1 = 1");
-        return target.batch<T>([...statements, poison]);
-      };
-    },
-  });
-  return { db, attempts: () => attempts };
-}
-
-/** A D1 that records the `meta` of every statement run through run()/all()/batch(). */
-export function meteredD1(): { db: D1Database; writes: { sql: string; changes: number; rowsWritten: number }[] } {
-  const writes: { sql: string; changes: number; rowsWritten: number }[] = [];
-  const record = (sql: string, meta: D1Meta) => writes.push({ sql, changes: meta.changes, rowsWritten: meta.rows_written });
-  // batch() must receive workerd's own statements, not our proxies.
-  const unwrapped = new WeakMap<D1PreparedStatement, D1PreparedStatement>();
-  const wrapStatement = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
-    const proxy = new Proxy(stmt, {
-      get(target, prop) {
-        if (prop === "bind") return (...values: unknown[]) => wrapStatement(target.bind(...values), sql);
-        if (prop === "run" || prop === "all") {
-          return async () => {
-            const res = await (prop === "run" ? target.run() : target.all());
-            record(sql, res.meta);
-            return res;
-          };
-        }
-        return forward(target, prop);
-      },
-    });
-    unwrapped.set(proxy, stmt);
-    return proxy;
-  };
-  const db = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare") return (sql: string) => wrapStatement(target.prepare(sql), sql);
-      if (prop === "batch") {
-        return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
-          const results = await target.batch<T>(statements.map((s) => unwrapped.get(s) ?? s));
-          for (const r of results) record("(batch)", r.meta);
-          return results;
-        };
-      }
-      return forward(target, prop);
-    },
-  });
-  return { db, writes };
 }

@@ -12,6 +12,7 @@
  *   file's D1: `drainOverdue()` resolves what earlier tests left behind, so a
  *   report's counts belong to the test that asserts them.
  */
+import { DEMO, DEMO_INPUT } from "./demo";
 import { capturingConsole, type Captured } from "./logs";
 import { eventsOf, eventsOfWorkspace, type StoredEvent } from "./runs";
 import { createExecutionContext, createMessageBatch, getQueueResult, type QueueResult } from "cloudflare:test";
@@ -35,9 +36,7 @@ import { operationMessageFor } from "../../src/queue/messages";
 
 export const SETTINGS = DEFAULT_SETTINGS;
 export const GRACE_MS = DEFAULT_SETTINGS.sweepGraceMs;
-export const DEMO = "demo.work";
-export const DEMO_POLICY = policyFor(DEMO);
-export const DEMO_INPUT = { steps: 2, stepMs: 0 };
+export { DEMO_POLICY } from "./demo";
 
 export function service(clock: () => number = Date.now, db: D1Database = env.DB): RunService {
   return new RunService(db, { policyFor, settings: SETTINGS, clock });
@@ -249,118 +248,4 @@ export function capturingLog<T>(fn: () => Promise<T>): Promise<Captured<T>> {
 /** Same for console.error (the log's error level). */
 export function capturingErrors<T>(fn: () => Promise<T>): Promise<Captured<T>> {
   return capturingConsole("error", fn);
-}
-
-// ---------- D1 doubles ----------
-
-/** Forward a property of a workerd binding, bound to it (its methods need their own `this`). */
-function forward<T extends object>(target: T, prop: string | symbol): unknown {
-  const value: unknown = Reflect.get(target, prop, target);
-  return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-}
-
-/**
- * A D1 whose batch() (the transition write) throws for any batch containing
- * a statement bound to one of `ids`; reads and other runs pass through.
- */
-export function failingWritesFor(ids: ReadonlySet<string>): { db: D1Database; failures: () => number } {
-  let failures = 0;
-  const poisoned = new WeakSet<D1PreparedStatement>();
-  const wrap = (stmt: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(stmt, {
-      get(target, prop) {
-        if (prop === "bind") {
-          return (...values: unknown[]) => {
-            const bound = target.bind(...values);
-            if (values.some((v) => typeof v === "string" && ids.has(v))) poisoned.add(bound);
-            return bound;
-          };
-        }
-        return forward(target, prop);
-      },
-    });
-  const db = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql));
-      if (prop === "batch") {
-        return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
-          if (statements.some((s) => poisoned.has(s))) {
-            failures++;
-            throw new Error("injected: D1 write failed");
-          }
-          return target.batch<T>(statements);
-        };
-      }
-      return forward(target, prop);
-    },
-  });
-  return { db, failures: () => failures };
-}
-
-/**
- * A D1 whose batch() calls (transition writes) are held until `release()`:
- * a writer that has read and decided, stopped just before its
- * compare-and-set. `arrived` settles when the first write is held.
- */
-export function heldWrites(): { db: D1Database; arrived: Promise<void>; release: () => void; held: () => number } {
-  let held = 0;
-  const first = deferred();
-  const gate = deferred();
-  const db = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop !== "batch") return forward(target, prop);
-      return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
-        held++;
-        first.resolve();
-        await gate.promise;
-        return target.batch<T>(statements);
-      };
-    },
-  });
-  return { db, arrived: first.promise, release: () => gate.resolve(), held: () => held };
-}
-
-/**
- * A D1 whose first `writers` batch() calls wait for each other: every writer
- * has read and decided before any writes, so the compare-and-set alone picks
- * the winner. `casChanges` is `changes` of each batch's first statement.
- */
-export function writeBarrier(writers: number, timeoutMs = 3_000): { db: D1Database; casChanges: number[] } {
-  const casChanges: number[] = [];
-  let arrived = 0;
-  const all = deferred();
-  let failed: Error | null = null;
-  const timer = setTimeout(() => {
-    failed = new Error(`barrier: only ${arrived} of ${writers} writers reached batch()`);
-    all.resolve();
-  }, timeoutMs);
-  const db = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop !== "batch") return forward(target, prop);
-      return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
-        if (arrived < writers) {
-          arrived++;
-          if (arrived === writers) {
-            clearTimeout(timer);
-            all.resolve();
-          }
-          await all.promise;
-          if (failed) throw failed;
-        }
-        const results = await target.batch<T>(statements);
-        casChanges.push(results[0]?.meta.changes ?? -1);
-        return results;
-      };
-    },
-  });
-  return { db, casChanges };
-}
-
-/** A promise with its resolver, for ordering concurrent paths by hand. */
-export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
-  let resolve!: (v: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }

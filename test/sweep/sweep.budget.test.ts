@@ -7,12 +7,12 @@ import { beforeEach, describe, expect, it } from "vitest";
 import type { SweepTracker } from "../../src/sweep/sweep";
 import type { TrackerStatus } from "../../src/tracker";
 import { makeWorkspace } from "../support/fixtures";
+import { failingWritesFor } from "../support/d1";
 import {
   actionsOf,
   capturingErrors,
   createQueued,
   drainOverdue,
-  failingWritesFor,
   GRACE_MS,
   setDeadline,
   storedRow,

@@ -8,6 +8,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { makeWorkspace } from "../support/fixtures";
 import { ageTracker, createRun, tracker } from "../support/execution";
+import { heldWrites, writeBarrier } from "../support/d1";
 import {
   bridgeDeadLetter,
   createQueued,
@@ -16,13 +17,11 @@ import {
   drainOverdue,
   eventsOf,
   GRACE_MS,
-  heldWrites,
   makeOverdue,
   reconciledTotal,
   storedRow,
   sweep,
   unableTracker,
-  writeBarrier,
 } from "../support/sweep";
 
 beforeEach(drainOverdue);

@@ -1,17 +1,16 @@
 /**
- * Chromium for the browser tests (Debian's /usr/bin/chromium through
+ * Chromium for the browser tests (found by ./chromium.ts, driven by
  * playwright-core), one per test file, with a watch on every page for what
  * must never happen: console errors, uncaught page errors and Content
  * Security Policy violations.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { test as base, expect, inject } from "vitest";
 import { ARTIFACTS } from "./local-worker";
 import { executeSql, type LocalWorker } from "./wrangler";
 
-export const CHROMIUM = "/usr/bin/chromium";
 /** How long a page may take to settle after an action (an htmx swap, a history restore) on a busy machine. */
 export const SETTLE_MS = 5_000;
 export const SCREENSHOTS = resolve(ARTIFACTS, "screenshots");
@@ -33,6 +32,13 @@ export function localWorker(): LocalWorker {
   const state = inject("localWorker");
   if (!state.ok) throw new Error(state.error);
   return state.worker;
+}
+
+/** The Chromium the global setup found; throws why there is none. */
+function chromiumPath(): string {
+  const state = inject("chromium");
+  if (!state.ok) throw new Error(state.error);
+  return state.path;
 }
 
 /** Seed SQL into the running Worker's local D1. */
@@ -60,14 +66,12 @@ const REPORT_CSP = `document.addEventListener("securitypolicyviolation", (e) => 
  * Fails, never skips, when Chromium is missing or does not start.
  */
 async function openAdmin(baseURL: string): Promise<AdminBrowser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is not installed at ${CHROMIUM}; the browser tests need it (apt-get install -y chromium, as .ci/run does).`);
-  }
+  const executablePath = chromiumPath();
   let browser: Browser;
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+    browser = await chromium.launch({ executablePath, args: ARGS, timeout: 30_000 });
   } catch (e) {
-    throw new Error(`Chromium at ${CHROMIUM} failed to start: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`Chromium at ${executablePath} failed to start: ${e instanceof Error ? e.message : String(e)}`);
   }
   try {
     const problems: string[] = [];

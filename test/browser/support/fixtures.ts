@@ -273,6 +273,27 @@ function runOf(workspaceId: string, kind: RunKind, now: number): { run: RunValue
   }
 }
 
+/**
+ * SQL that makes the seeded live runs fresh again as of the moment it runs,
+ * the way the system itself would: the running run's heartbeat is flushed now
+ * (and its deadline moves with it), the queued run's stale-queued deadline is
+ * what it was when seeded, 5 s after its creation, measured from now. For a
+ * test that must see them fresh on a machine slower than their freshness
+ * window (STALE_AFTER_MS for the running one).
+ */
+export function freshenLiveRunsSql(ids: { running?: string; queued?: string }): string {
+  const lines: string[] = [];
+  if (ids.running) {
+    lines.push(
+      `UPDATE operation_runs SET last_heartbeat_at = (${SQL_NOW}), deadline_at = (${SQL_NOW}) + ${POLICY.staleRunningAfterMs}, updated_at = (${SQL_NOW}) WHERE id = ${sqlString(ids.running)};`,
+    );
+  }
+  if (ids.queued) {
+    lines.push(`UPDATE operation_runs SET deadline_at = (${SQL_NOW}) + ${POLICY.staleQueuedAfterMs - 5_000} WHERE id = ${sqlString(ids.queued)};`);
+  }
+  return lines.join("\n") + "\n";
+}
+
 /** Runs of `kinds` in `workspaceId` with their audit events, as SQL, and their ids. */
 export function runsSql<K extends RunKind>(workspaceId: string, kinds: readonly K[]): { runs: Record<K, SeededRun>; sql: string } {
   const now = Date.now();

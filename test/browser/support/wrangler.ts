@@ -13,6 +13,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { OFFLINE_WRANGLER_ENV } from "../../../scripts/lib/quiet";
 
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
@@ -20,18 +21,17 @@ const WRANGLER_BIN = resolve(dirname(createRequire(import.meta.url).resolve("wra
 
 /**
  * No update check (the banner's npm registry request), no telemetry, no fetch
- * of the `Request.cf` object from workers.cloudflare.com, no colours; debug
- * logs into `logDir` instead of ~/.wrangler/logs.
+ * of the `Request.cf` object from workers.cloudflare.com (OFFLINE_WRANGLER_ENV,
+ * forced here, whatever the developer's shell says), no colours; debug logs
+ * into `logDir` instead of ~/.wrangler/logs.
  */
 export function offlineEnv(logDir: string): NodeJS.ProcessEnv {
   return {
     ...process.env,
+    ...OFFLINE_WRANGLER_ENV,
     NO_COLOR: "1",
     FORCE_COLOR: "0",
     WRANGLER_HIDE_BANNER: "true",
-    WRANGLER_SEND_METRICS: "false",
-    WRANGLER_SEND_ERROR_REPORTS: "false",
-    CLOUDFLARE_CF_FETCH_ENABLED: "false",
     // --env-file is read only when this is on (its default); a developer's shell may turn it off.
     CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV: "true",
     WRANGLER_LOG_PATH: logDir,
