@@ -31,6 +31,7 @@ import { producerFor } from "../queue/routing";
 import {
   alarmAction,
   backoffMs,
+  initialTrackerState,
   nextAlarmAt,
   nextDispatch,
   staleQueuedAt,
@@ -186,25 +187,7 @@ export class RunTracker extends DurableObject<Env> {
     return this.serial(async () => {
       let s = await this.load();
       if (!s) {
-        s = {
-          v: 2,
-          runId: req.runId,
-          workspaceId: req.workspaceId,
-          type: req.type,
-          status: "queued",
-          attempt: req.attempt,
-          maxAttempts: req.maxAttempts,
-          dispatch: { n: 1, dueAt: req.dueAt, claimed: false, sends: 0, sentAt: null },
-          lastHeartbeatAt: null,
-          lastFlushedAt: null,
-          progress: null,
-          pending: null,
-          applied: null,
-          errors: [],
-          failures: 0,
-          retryAt: null,
-          completedAt: null,
-        };
+        s = initialTrackerState(req);
         // Stored before the send: if the send fails or this object is reset, the alarm still has it.
         await this.save(s);
       }

@@ -73,6 +73,39 @@ export interface TrackerState {
   completedAt: number | null;
 }
 
+/**
+ * The state of a tracker taking a queued run (at acceptance, or adopting an
+ * orphan): dispatch 1, due at `dueAt`, not yet sent (in the outbox).
+ */
+export function initialTrackerState(req: {
+  runId: string;
+  workspaceId: string;
+  type: string;
+  maxAttempts: number;
+  attempt: number;
+  dueAt: number;
+}): TrackerState {
+  return {
+    v: TRACKER_STATE_VERSION,
+    runId: req.runId,
+    workspaceId: req.workspaceId,
+    type: req.type,
+    status: "queued",
+    attempt: req.attempt,
+    maxAttempts: req.maxAttempts,
+    dispatch: { n: 1, dueAt: req.dueAt, claimed: false, sends: 0, sentAt: null },
+    lastHeartbeatAt: null,
+    lastFlushedAt: null,
+    progress: null,
+    pending: null,
+    applied: null,
+    errors: [],
+    failures: 0,
+    retryAt: null,
+    completedAt: null,
+  };
+}
+
 /** How long a tracker keeps a terminal run's state, to answer late calls without D1. */
 export const TRACKER_RETENTION_MS = 15 * 60_000;
 

@@ -5,7 +5,7 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import type { SweepTracker } from "../../src/sweep/sweep";
-import type { TrackerStatus } from "../../src/tracker";
+import { initialTrackerState, type TrackerStatus } from "../../src/tracker";
 import { makeWorkspace } from "../support/fixtures";
 import { failingWritesFor } from "../support/d1";
 import {
@@ -153,23 +153,8 @@ async function realStatus(runId: string): Promise<TrackerStatus> {
   return {
     known: true,
     state: {
-      v: 2,
-      runId,
-      workspaceId: run.workspace_id,
-      type: run.type,
-      status: "queued",
-      attempt: 0,
-      maxAttempts: run.max_attempts,
+      ...initialTrackerState({ runId, workspaceId: run.workspace_id, type: run.type, maxAttempts: run.max_attempts, attempt: 0, dueAt: run.created_at }),
       dispatch: { n: 1, dueAt: run.created_at, claimed: false, sends: 1, sentAt: run.created_at },
-      lastHeartbeatAt: null,
-      lastFlushedAt: null,
-      progress: null,
-      pending: null,
-      applied: null,
-      errors: [],
-      failures: 0,
-      retryAt: null,
-      completedAt: null,
     },
     action: { kind: "wait", until: Date.now() + 60_000 },
     vouches: true,

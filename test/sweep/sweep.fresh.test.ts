@@ -6,6 +6,7 @@
  * sweep that did nothing at all could not pass.
  */
 import { beforeEach, describe, expect, it } from "vitest";
+import { initialTrackerState } from "../../src/tracker";
 import { makeWorkspace, manualClock } from "../support/fixtures";
 import { createRun, tracker, trackerState } from "../support/execution";
 import {
@@ -138,23 +139,12 @@ describe("fresh runs are never touched", () => {
           ? {
               known: true,
               state: {
-                v: 2,
-                runId,
-                workspaceId: ws,
-                type: run.type,
+                ...initialTrackerState({ runId, workspaceId: ws, type: run.type, maxAttempts: run.maxAttempts, attempt: 0, dueAt: aged.created_at }),
                 status: "running",
                 attempt: 1,
-                maxAttempts: run.maxAttempts,
                 dispatch: { n: 1, dueAt: aged.created_at, claimed: true, sends: 1, sentAt: aged.created_at },
                 lastHeartbeatAt: now,
                 lastFlushedAt: aged.last_heartbeat_at,
-                progress: null,
-                pending: null,
-                applied: null,
-                errors: [],
-                failures: 0,
-                retryAt: null,
-                completedAt: null,
               },
               action: { kind: "wait", until: now + P.heartbeatTimeoutMs },
               vouches: true,
