@@ -44,6 +44,7 @@ import {
   type PendingReport,
   type TrackerState,
 } from "../../src/tracker/state";
+import type { AttemptReport } from "../../src/tracker/protocol";
 
 /**
  * A plain assertion: cheap enough for millions of checks (expect() is not), and
@@ -64,6 +65,15 @@ const { heartbeatFlushIntervalMs, sweepGraceMs } = DEFAULT_SETTINGS;
 /** A one-shot D1 fault for the next write of a step: refused before commit, or committed with its answer lost. */
 type Fault = "none" | "fail" | "lost";
 class D1Down extends Error {}
+
+/**
+ * Where the Durable Object catches an infrastructure error, the world catches
+ * only D1's: a failed invariant thrown from inside a write must not be taken
+ * for an outage and retried away.
+ */
+function onlyD1Down(error: unknown): void {
+  if (!(error instanceof D1Down)) throw error;
+}
 
 /** The run's D1 row, as far as the lifecycle reads it. */
 interface D1Run {
@@ -107,7 +117,8 @@ interface Period {
   alarmLate: boolean;
 }
 
-type Report = Omit<PendingReport, "storedAt">;
+/** What an attempt reports (as the consumer hands it over). */
+type Report = AttemptReport;
 
 interface World {
   policy: LifecyclePolicy;
@@ -385,7 +396,8 @@ function track(w: World, req: { attempt: number; dueAt: number; adopt: boolean }
   if (req.adopt) {
     try {
       d1MoveQueuedDeadline(w, s.attempt, staleQueuedAt(s, w.policy));
-    } catch {
+    } catch (error) {
+      onlyD1Down(error);
       w.tracker = noteError(w, s, "adopt");
     }
   }
@@ -404,6 +416,7 @@ function claim(w: World, dispatch: number): { ok: true; attempt: number } | { ok
   try {
     answer = d1Apply(w, { type: "claim", attempt }, { actor: "consumer", dispatch });
   } catch (error) {
+    onlyD1Down(error);
     save(w, noteError(w, s, "claim"));
     throw error;
   }
@@ -433,7 +446,8 @@ function heartbeat(w: World, attempt: number): boolean {
         return false;
       }
       if (flushed.flushed) next = { ...next, lastFlushedAt: w.now };
-    } catch {
+    } catch (error) {
+      onlyD1Down(error);
       next = noteError(w, next, "heartbeat_flush");
     }
   }
@@ -449,7 +463,8 @@ function applyPending(w: World, s: TrackerState): TrackerState {
   let answer: RunAnswer;
   try {
     answer = d1ApplyReport(w, p);
-  } catch {
+  } catch (error) {
+    onlyD1Down(error);
     const failed = noteError(w, s, "result_write");
     return { ...failed, failures: s.failures + 1, retryAt: w.now + backoffMs(s.failures + 1) };
   }
@@ -476,7 +491,8 @@ function report(w: World, req: Report): void {
     try {
       const late = d1ApplyReport(w, req);
       if (late.run) save(w, followed(w, s, late.run));
-    } catch {
+    } catch (error) {
+      onlyD1Down(error);
       // The consumer retries the call; the report is late either way.
     }
     return;
@@ -488,7 +504,8 @@ function report(w: World, req: Report): void {
     w.heldReport = req;
     if (req.kind === "result" && w.promisedOutcome === null) w.promisedOutcome = req.outcome;
   }
-  const held: TrackerState = { ...s, pending: { ...req, storedAt: w.now } as PendingReport };
+  const pending: PendingReport = { ...req, storedAt: w.now };
+  const held: TrackerState = { ...s, pending };
   save(w, held);
   save(w, applyPending(w, held));
 }
@@ -540,7 +557,8 @@ function alarm(w: World): void {
       return;
     }
     save(w, next);
-  } catch {
+  } catch (error) {
+    onlyD1Down(error);
     const failures = s.failures + 1;
     save(w, { ...noteError(w, w.tracker ?? s, "alarm"), failures, retryAt: w.now + backoffMs(failures) });
   }
@@ -596,7 +614,8 @@ function sweepHandle(w: World, o: Observation): void {
     w.tally("sweep:vouched");
     try {
       refresh(w);
-    } catch {
+    } catch (error) {
+      onlyD1Down(error);
       // Believed whether or not the refresh lands.
     }
     return;
@@ -624,7 +643,8 @@ function deliver(w: World, index: number, keepCopy: boolean): void {
   let answer: ReturnType<typeof claim>;
   try {
     answer = claim(w, copy.n);
-  } catch {
+  } catch (error) {
+    onlyD1Down(error);
     if (!keepCopy) w.queue.push({ n: copy.n, visibleAt: w.now });
     return;
   }
