@@ -1114,3 +1114,17 @@ it("decide: terminal is forever, one terminal transition, and a fenced sender ne
     { numRuns: 4_000 },
   );
 });
+
+// Note on re-sends (the waiver in checkTransition's stale_queued case). The
+// tracker times its re-sends and its stale_queued verdict from the dispatch's
+// due time (resendAt, staleQueuedAt), and checks staleness first. So a tracker
+// that reaches a queued dispatch late declares it stale at once, with fewer
+// than MAX_SENDS sends, and the last copy may be only milliseconds old:
+// - its alarm was held past the re-send times (a platform delay), or
+// - D1 committed the requeue but its answer was lost, and D1 kept refusing
+//   writes until after the stale time. `followed()` then makes the new
+//   dispatch due when D1 said (in the past), sends it, and the same alarm pass
+//   declares it stale.
+// The property checks the MAX_SENDS rule only for a tracker that had the
+// dispatch in the queue before its first re-send time and whose alarm ran on
+// time; remove that condition to see both counterexamples.
