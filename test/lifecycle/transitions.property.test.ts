@@ -772,7 +772,7 @@ function checkTransition(w: World, event: LifecycleEvent, from: RunState, to: Ru
         // send on time sends MAX_SENDS times first. One whose alarm the platform held, or
         // that learnt of the requeue late (D1 committed it but the answer was lost and the
         // writes kept failing), sends fewer: see the note at the end of this file.
-        const onTime = !q.alarmLate && q.firstSentAt !== null && q.firstSentAt < resendAt({ dueAt: q.since, sends: 1 }, p);
+        const onTime = !q.alarmLate && q.firstSentAt !== null && q.firstSentAt < resendAt({ n: 0, dueAt: q.since, claimed: false, sends: 1, sentAt: null }, p);
         if (o.actor === "tracker_alarm" && onTime) {
           assert(q.sends >= MAX_SENDS, () => `stale_queued after ${q.sends} of ${MAX_SENDS} sends: ${what()}`);
         }
