@@ -262,7 +262,8 @@ export function tick(w: World, ms: number, holdAlarm: boolean): void {
 }
 
 export function describe(w: World): string {
-  return JSON.stringify({ now: w.now, d1: w.d1, tracker: w.tracker, alarmAt: w.alarmAt, queue: w.queue, period: w.period && { ...w.period, sent: [...w.period.sent] } });
+  const period = w.period && { ...w.period, sent: [...w.period.sent] };
+  return JSON.stringify({ now: w.now, d1: w.d1, tracker: w.tracker, alarmAt: w.alarmAt, queue: w.queue, period });
 }
 
 export const liveAttempts = (w: World) => [...w.attempts.values()].filter((a) => a.alive);

@@ -60,7 +60,10 @@ function checkTransition(w: World, event: LifecycleEvent, from: RunState, to: Ru
   assert(w.terminal === null, () => `terminal is forever, yet ${what()}`);
   if (w.heldReport) {
     const h = w.heldReport;
-    const isIt = (event.type === "result" || event.type === "attempt_failure") && event.attempt === h.attempt && (event.type === "result") === (h.kind === "result");
+    const isIt =
+      (event.type === "result" || event.type === "attempt_failure") &&
+      event.attempt === h.attempt &&
+      (event.type === "result") === (h.kind === "result");
     assert(isIt, () => `a verdict overrode the report the lease holder handed over (${JSON.stringify(h)}): ${what()}`);
     w.heldReport = null;
   }
@@ -71,17 +74,26 @@ function checkTransition(w: World, event: LifecycleEvent, from: RunState, to: Ru
   switch (event.type) {
     case "claim":
       assert(event.attempt === from.attempt + 1, () => `attempts are allocated in order: ${what()}`);
-      assert(o.dispatch !== undefined && w.period !== null && w.period.sent.has(o.dispatch), () => `only the run's current dispatch starts an attempt: ${what()}`);
+      assert(
+        o.dispatch !== undefined && w.period !== null && w.period.sent.has(o.dispatch),
+        () => `only the run's current dispatch starts an attempt: ${what()}`,
+      );
       break;
     case "result":
     case "attempt_failure":
-      assert(w.leaseHolder === event.attempt && w.attempts.get(event.attempt)?.reported === true, () => `a fenced attempt changed the run: ${what()}`);
+      assert(
+        w.leaseHolder === event.attempt && w.attempts.get(event.attempt)?.reported === true,
+        () => `a fenced attempt changed the run: ${what()}`,
+      );
       if (event.type === "attempt_failure" && event.retryable && event.attempt < p.maxAttempts) {
         assert(to.status === "queued", () => `a retryable failure with attempts left became a verdict: ${what()}`);
       }
       break;
     case "heartbeat_lost":
-      assert(!alive(event.attempt), () => `heartbeat_lost for an attempt whose last heartbeat is under ${p.heartbeatTimeoutMs} ms old (or that reported): ${what()}`);
+      assert(
+        !alive(event.attempt),
+        () => `heartbeat_lost for an attempt whose last heartbeat is under ${p.heartbeatTimeoutMs} ms old (or that reported): ${what()}`,
+      );
       if (event.attempt < p.maxAttempts) assert(to.status === "queued", () => `a lost attempt with attempts left became a verdict: ${what()}`);
       break;
     case "reconcile":
@@ -89,7 +101,10 @@ function checkTransition(w: World, event: LifecycleEvent, from: RunState, to: Ru
         assert(!alive(from.attempt), () => `the sweep failed a live attempt: ${what()}`);
       } else {
         const q = w.period;
-        assert(q !== null && !q.delivered && w.now >= q.since + p.staleQueuedAfterMs, () => `stale_queued although a dispatch was delivered or not yet stale: ${what()}`);
+        assert(
+          q !== null && !q.delivered && w.now >= q.since + p.staleQueuedAfterMs,
+          () => `stale_queued although a dispatch was delivered or not yet stale: ${what()}`,
+        );
         // Re-sends are timed from the dispatch's due time (resendAt): a tracker that could
         // send on time sends MAX_SENDS times first. One whose alarm the platform held, or
         // that learnt of the requeue late (D1 committed it but the answer was lost and the
@@ -102,14 +117,20 @@ function checkTransition(w: World, event: LifecycleEvent, from: RunState, to: Ru
       // While settling the alarm fires on time and D1 answers: the sweep, the backstop, may only
       // decide for a tracker still backing off from failures it met earlier.
       const backingOff = w.tracker !== null && w.tracker.retryAt !== null && w.tracker.retryAt > w.now;
-      assert(!(w.settling && o.actor === "sweep" && !backingOff), () => `the sweep had to decide while the tracker's alarm ran on time: ${what()}`);
+      assert(
+        !(w.settling && o.actor === "sweep" && !backingOff),
+        () => `the sweep had to decide while the tracker's alarm ran on time: ${what()}`,
+      );
       break;
     case "dead_letter": {
       // The queue gave up on the newest dispatch, and no attempt ever ran from it (a claim
       // whose answer was lost started one in D1 only: nothing ran).
       const n = o.dispatch;
       const ranFrom = [...w.attempts.values()].some((a) => a.dispatch === n);
-      assert(n !== undefined && n === w.latestSent && !ranFrom, () => `a dead letter of a dispatch that is not the current one, or that ran, decided the run: ${what()}`);
+      assert(
+        n !== undefined && n === w.latestSent && !ranFrom,
+        () => `a dead letter of a dispatch that is not the current one, or that ran, decided the run: ${what()}`,
+      );
       break;
     }
     case "heartbeat":
@@ -117,15 +138,23 @@ function checkTransition(w: World, event: LifecycleEvent, from: RunState, to: Ru
   }
 }
 
+/** What checkStep compares against: the tracker before the step. */
+function beforeStep(w: World): { trackerCompleted: boolean; trackerAttempt: number; dispatch: number } {
+  return { trackerCompleted: w.tracker?.status === "completed", trackerAttempt: w.tracker?.attempt ?? 0, dispatch: w.tracker?.dispatch.n ?? 0 };
+}
+
 /** The state after every step. */
-function checkStep(w: World, before: { trackerCompleted: boolean; trackerAttempt: number; dispatch: number }): void {
+function checkStep(w: World, before: ReturnType<typeof beforeStep>): void {
   const s = w.d1.state;
   const p = w.policy;
   const at = () => describe(w);
   assert(s.maxAttempts === p.maxAttempts && s.attempt >= 0 && s.attempt <= p.maxAttempts, () => `attempt out of range: ${at()}`);
   assert((s.outcome === "pending") === (s.status !== "completed"), () => `outcome pending iff not completed: ${at()}`);
   const lifecycle = s.reasonCode !== null && reasonFamily(s.reasonCode) === "lifecycle";
-  assert((s.reconciledBy !== null) === lifecycle || s.reasonCode === "queue.max_attempts_exceeded", () => `reconciledBy iff decided by the machinery: ${at()}`);
+  assert(
+    (s.reconciledBy !== null) === lifecycle || s.reasonCode === "queue.max_attempts_exceeded",
+    () => `reconciledBy iff decided by the machinery: ${at()}`,
+  );
   assert((s.reasonCode !== null) === (s.outcome === "failed"), () => `reasonCode iff failed: ${at()}`);
   if (w.terminal) {
     assert(JSON.stringify(w.terminal) === JSON.stringify(s) && w.d1.deadlineAt === null, () => `terminal is forever: ${at()}`);
@@ -155,7 +184,10 @@ function checkEnd(w: World): void {
   assert(w.terminalTransitions === 1, () => `${w.terminalTransitions} terminal transitions: ${at()}`);
   assert(w.tracker === null || w.tracker.status === "completed", () => `the tracker still thinks the run is live: ${at()}`);
   if (w.promisedOutcome !== null) {
-    assert(w.d1.state.outcome === w.promisedOutcome && w.d1.state.reconciledBy === null, () => `the lease holder's result ${w.promisedOutcome} did not decide the run: ${at()}`);
+    assert(
+      w.d1.state.outcome === w.promisedOutcome && w.d1.state.reconciledBy === null,
+      () => `the lease holder's result ${w.promisedOutcome} did not decide the run: ${at()}`,
+    );
   }
 }
 
@@ -298,6 +330,7 @@ function settlePhase(w: World, ends: readonly SettleEnd[]): number {
   w.settling = true;
   // The machinery is healthy from here on: D1 answers, alarms fire on time.
   w.outageUntil = 0;
+  w.tally(`settle:from_${w.d1.state.status}`);
   const start = w.now;
   const maxSteps = settleBoundSteps(w.policy);
   let steps = 0;
@@ -306,7 +339,7 @@ function settlePhase(w: World, ends: readonly SettleEnd[]): number {
     assert(steps < maxSteps, () => `no verdict after ${maxSteps} settle steps: ${describe(w)}`);
     assert(w.now - start <= settleBoundMs(w.policy), () => `no verdict within ${settleBoundMs(w.policy)} ms of settling: ${describe(w)}`);
     steps++;
-    const before = { trackerCompleted: w.tracker?.status === "completed", trackerAttempt: w.tracker?.attempt ?? 0, dispatch: w.tracker?.dispatch.n ?? 0 };
+    const before = beforeStep(w);
     if (w.alarmAt !== null && w.alarmAt <= w.now) alarm(w);
     if (w.now % SWEEP_EVERY_MS === 0) {
       const o = sweepRead(w);
@@ -358,7 +391,7 @@ it("the dispatch model: verdicts agree with the evidence, attempts are spent, an
       (policy, steps, ends) => {
         const w = newWorld(policy, { tally, onTransition: checkTransition });
         for (const step of steps) {
-          const before = { trackerCompleted: w.tracker?.status === "completed", trackerAttempt: w.tracker?.attempt ?? 0, dispatch: w.tracker?.dispatch.n ?? 0 };
+          const before = beforeStep(w);
           runStep(w, step);
           checkStep(w, before);
         }
@@ -372,7 +405,8 @@ it("the dispatch model: verdicts agree with the evidence, attempts are spent, an
   const kinds = [
     "ok:claim:consumer", "ok:result:consumer:terminal", "ok:attempt_failure:consumer", "ok:attempt_failure:consumer:terminal",
     "ok:heartbeat_lost:tracker", "ok:heartbeat_lost:tracker:terminal", "ok:reconcile:tracker_alarm:terminal",
-    "ok:reconcile:sweep:terminal", "ok:dead_letter:dead_letter:terminal", "sweep:lost_race", "late_result_discarded", "report_already_committed", "report_again_noop", "claim_adopted_committed",
+    "ok:reconcile:sweep:terminal", "ok:dead_letter:dead_letter:terminal", "sweep:lost_race", "late_result_discarded",
+    "report_already_committed", "report_again_noop", "claim_adopted_committed", "settle:from_queued", "settle:from_running",
     "tracker_adopted_running", "claim:stale_dispatch", "claim:duplicate", "claim:terminal", "sweep:vouched", "dead_letter_ignored",
     "resent", "alarm:apply_pending", "alarm:heartbeat_lost", "alarm:stale_queued", "alarm:cleanup", "fault:fail", "fault:lost", "fault:outage",
   ];
@@ -387,7 +421,11 @@ const attemptArb = fc.integer({ min: 1, max: 5 });
 const eventArb: fc.Arbitrary<LifecycleEvent> = fc.oneof(
   fc.record({ type: fc.constant("claim" as const), attempt: attemptArb }),
   fc.record({ type: fc.constant("heartbeat" as const), attempt: attemptArb }),
-  fc.record({ type: fc.constant("result" as const), attempt: attemptArb, outcome: fc.constantFrom<FinalOutcome>("succeeded", "partially_succeeded", "failed") }),
+  fc.record({
+    type: fc.constant("result" as const),
+    attempt: attemptArb,
+    outcome: fc.constantFrom<FinalOutcome>("succeeded", "partially_succeeded", "failed"),
+  }),
   fc.record({
     type: fc.constant("attempt_failure" as const),
     attempt: attemptArb,
@@ -396,7 +434,11 @@ const eventArb: fc.Arbitrary<LifecycleEvent> = fc.oneof(
   }),
   fc.record({ type: fc.constant("heartbeat_lost" as const), attempt: attemptArb }),
   fc
-    .record({ detector: fc.constantFrom<"sweep" | "tracker_alarm">("sweep", "tracker_alarm"), status: fc.constantFrom<"queued" | "running">("queued", "running"), attempt: fc.integer({ min: 0, max: 5 }) })
+    .record({
+      detector: fc.constantFrom<"sweep" | "tracker_alarm">("sweep", "tracker_alarm"),
+      status: fc.constantFrom<"queued" | "running">("queued", "running"),
+      attempt: fc.integer({ min: 0, max: 5 }),
+    })
     .map(({ detector, status, attempt }): LifecycleEvent => ({
       type: "reconcile",
       detector,
@@ -422,7 +464,10 @@ it("decide: terminal is forever, one terminal transition, and a fenced sender ne
           assert(!d.ok || event.attempt === lease, () => `a fenced attempt changed the run: ${what}`);
         }
         if (event.type === "reconcile") {
-          assert(!d.ok || (event.observed.status === before.status && event.observed.attempt === before.attempt), () => `a stale observation decided: ${what}`);
+          assert(
+            !d.ok || (event.observed.status === before.status && event.observed.attempt === before.attempt),
+            () => `a stale observation decided: ${what}`,
+          );
         }
         if (!d.ok) continue;
         if (event.type === "heartbeat") assert(JSON.stringify(d.to) === JSON.stringify(before) && d.action === null, () => `a heartbeat changed the run: ${what}`);
