@@ -129,8 +129,12 @@ export class RunTracker extends DurableObject<Env> {
     }
     // queued
     if (s.status === "queued" && run.attempt === s.attempt) return s;
+    // Due when D1 says (a retry's delay), but never in the past: a write that landed
+    // late (D1 refused it for a while) makes a dispatch that exists only from now, and
+    // its stale threshold counts from now (the sweep's refresh moves D1's deadline).
     const policy = policyFor(run.type);
-    const dueAt = run.deadlineAt !== null ? run.deadlineAt - policy.staleQueuedAfterMs : Date.now();
+    const d1Due = run.deadlineAt !== null ? run.deadlineAt - policy.staleQueuedAfterMs : Date.now();
+    const dueAt = Math.max(d1Due, Date.now());
     return { ...s, status: "queued", attempt: run.attempt, dispatch: nextDispatch(s, dueAt), pending: null, progress: run.progress };
   }
 

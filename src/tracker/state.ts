@@ -162,13 +162,30 @@ export function alarmAction(s: TrackerState, policy: AlarmPolicy, now: number): 
   }
   // queued
   const stale = staleQueuedAt(s, policy);
-  if (now >= stale) return { kind: "stale_queued", deadline: stale };
-  if (s.dispatch.sends === 0) return { kind: "send", resend: false };
-  if (s.dispatch.sends < MAX_SENDS) {
-    const at = resendAt(s.dispatch, policy);
-    return now >= at ? { kind: "send", resend: true } : { kind: "wait", until: Math.min(at, stale) };
+  const d = s.dispatch;
+  if (d.sends === 0) {
+    // Never reached the queue (it keeps refusing): the verdict still comes at the stale
+    // time, with the refused sends as evidence, so the run ends within a known bound.
+    return now >= stale ? { kind: "stale_queued", deadline: stale } : { kind: "send", resend: false };
   }
-  return { kind: "wait", until: stale };
+  // Re-sent before any verdict, even when the alarm fires late (the platform may run
+  // it after the stale time): every send gets its share of the threshold.
+  if (d.sends < MAX_SENDS) {
+    const at = resendAt(d, policy);
+    return now >= at ? { kind: "send", resend: true } : { kind: "wait", until: at };
+  }
+  const verdictAt = staleVerdictAt(s, policy);
+  return now >= verdictAt ? { kind: "stale_queued", deadline: verdictAt } : { kind: "wait", until: verdictAt };
+}
+
+/**
+ * When a dispatch sent MAX_SENDS times and still unclaimed becomes
+ * `lifecycle.stale_queued`: its stale time, or a third of the threshold after
+ * its last send if that came late.
+ */
+export function staleVerdictAt(s: Pick<TrackerState, "dispatch">, policy: Pick<LifecyclePolicy, "staleQueuedAfterMs">): number {
+  const lastSend = s.dispatch.sentAt ?? s.dispatch.dueAt;
+  return Math.max(staleQueuedAt(s, policy), lastSend + Math.floor(policy.staleQueuedAfterMs / MAX_SENDS));
 }
 
 /** The next time the alarm must fire for this state. */

@@ -55,7 +55,8 @@ export function followed(w: World, s: TrackerState, run: D1Run): TrackerState {
     };
   }
   if (s.status === "queued" && run.state.attempt === s.attempt) return s;
-  const dueAt = run.deadlineAt !== null ? run.deadlineAt - w.policy.staleQueuedAfterMs : w.now;
+  const d1Due = run.deadlineAt !== null ? run.deadlineAt - w.policy.staleQueuedAfterMs : w.now;
+  const dueAt = Math.max(d1Due, w.now);
   return { ...s, status: "queued", attempt: run.state.attempt, dispatch: nextDispatch(s, dueAt), pending: null };
 }
 

@@ -105,12 +105,10 @@ function checkTransition(w: World, event: LifecycleEvent, from: RunState, to: Ru
           q !== null && !q.delivered && w.now >= q.since + p.staleQueuedAfterMs,
           () => `stale_queued although a dispatch was delivered or not yet stale: ${what()}`,
         );
-        // Re-sends are timed from the dispatch's due time (resendAt): a tracker that could
-        // send on time sends MAX_SENDS times first. One whose alarm the platform held, or
-        // that learnt of the requeue late (D1 committed it but the answer was lost and the
-        // writes kept failing), sends fewer: see the note at the end of this file.
-        const onTime = !q.alarmLate && q.firstSentAt !== null && q.firstSentAt < resendAt({ n: 0, dueAt: q.since, claimed: false, sends: 1, sentAt: null }, p);
-        if (o.actor === "tracker_alarm" && onTime) {
+        // A dispatch is re-sent MAX_SENDS times before the tracker declares it stale, even
+        // when its alarm was held past the re-send times or it learnt of the requeue late
+        // (D1 committed it, its answer was lost, and D1 kept refusing writes).
+        if (o.actor === "tracker_alarm") {
           assert(q.sends >= MAX_SENDS, () => `stale_queued after ${q.sends} of ${MAX_SENDS} sends: ${what()}`);
         }
       }
@@ -480,17 +478,3 @@ it("decide: terminal is forever, one terminal transition, and a fenced sender ne
     { numRuns: 4_000 },
   );
 });
-
-// Note on re-sends (the waiver in checkTransition's stale_queued case). The
-// tracker times its re-sends and its stale_queued verdict from the dispatch's
-// due time (resendAt, staleQueuedAt), and checks staleness first. So a tracker
-// that reaches a queued dispatch late declares it stale at once, with fewer
-// than MAX_SENDS sends, and the last copy may be only milliseconds old:
-// - its alarm was held past the re-send times (a platform delay), or
-// - D1 committed the requeue but its answer was lost, and D1 kept refusing
-//   writes until after the stale time. `followed()` then makes the new
-//   dispatch due when D1 said (in the past), sends it, and the same alarm pass
-//   declares it stale.
-// The property checks the MAX_SENDS rule only for a tracker that had the
-// dispatch in the queue before its first re-send time and whose alarm ran on
-// time; remove that condition to see both counterexamples.

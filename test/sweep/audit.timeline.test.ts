@@ -5,6 +5,7 @@
  * newest first by keyset without gaps or overlaps; filters narrow exactly;
  * nothing crosses workspaces; metadata is stored redacted.
  */
+import { staleVerdictAt } from "../../src/tracker";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { MAX_MESSAGE_LENGTH } from "../../src/lifecycle";
@@ -133,7 +134,7 @@ describe("actors and evidence", () => {
       observed: { status: "queued", attempt: 1 },
       evidence: {
         dueAt: requeued.dispatch.dueAt,
-        deadline: requeued.dispatch.dueAt + P.staleQueuedAfterMs,
+        deadline: staleVerdictAt(requeued, P),
         staleQueuedAfterMs: P.staleQueuedAfterMs,
         dispatch: 2,
         sends: 3,

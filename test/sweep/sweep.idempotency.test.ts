@@ -6,6 +6,7 @@
  */
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
+import { MAX_SENDS } from "../../src/tracker";
 import { makeWorkspace } from "../support/fixtures";
 import { ageTracker, createRun, tracker } from "../support/execution";
 import { heldWrites, writeBarrier } from "../support/d1";
@@ -70,7 +71,12 @@ describe("sweep concurrent with the tracker's alarm", () => {
       name: "queued past its deadline",
       setup: async (ws: string) => {
         const { run } = await createRun(ws, { steps: 2, stepMs: 0 });
-        await ageTracker(run.id, P.staleQueuedAfterMs + GRACE_MS + 5_000);
+        // Re-sent twice (the tracker's alarm), then silent past its stale time and D1's deadline.
+        for (let i = 1; i < MAX_SENDS; i++) {
+          await ageTracker(run.id, P.staleQueuedAfterMs / MAX_SENDS + 1);
+          await runDurableObjectAlarm(tracker(run.id));
+        }
+        await ageTracker(run.id, P.staleQueuedAfterMs / MAX_SENDS + GRACE_MS + 5_000);
         return run;
       },
       alarmReason: "lifecycle.stale_queued",
@@ -112,7 +118,7 @@ describe("sweep concurrent with the tracker's alarm", () => {
       // The sweep either won, lost the race, or found the run already resolved.
       expect(reconciledTotal(report)).toBe(row.reconciled_by === "sweep" ? 1 : 0);
       expect(reconciledTotal(report) + report.lostRace).toBe(report.examined);
-      const setupActions = new Set(["run.queued", "run.attempt_started", "run.attempt_failed"]);
+      const setupActions = new Set(["run.queued", "run.attempt_started", "run.attempt_failed", "run.redispatched"]);
       expect((await eventsOf(run.id)).filter((e) => !setupActions.has(e.action))).toHaveLength(1);
     });
   }

@@ -11,7 +11,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { backoffMs, trackerFor, type AttemptReport, type RunTracker } from "../../src/tracker";
+import { MAX_SENDS, backoffMs, trackerFor, type AttemptReport, type RunTracker } from "../../src/tracker";
 import { makeWorkspace } from "../support/fixtures";
 import { onlyEvent, snapshot } from "../support/runs";
 import {
@@ -273,9 +273,11 @@ describe("tracker retention", () => {
     const ws = await makeWorkspace("faults");
     const { run } = await createRun(ws, { steps: 1, stepMs: 0 });
     await env.DB.prepare("DELETE FROM operation_runs WHERE id = ?").bind(run.id).run();
-    await ageTracker(run.id, DEMO_POLICY.staleQueuedAfterMs + 1_000);
-
-    await runAlarm(run.id);
+    // Re-sent twice, then declared stale: the reconciliation finds no run.
+    for (let i = 0; i < MAX_SENDS; i++) {
+      await ageTracker(run.id, DEMO_POLICY.staleQueuedAfterMs / MAX_SENDS + 1_000);
+      await runAlarm(run.id);
+    }
 
     expect(await tracker(run.id).status()).toEqual({ known: false });
   });

@@ -11,7 +11,7 @@ import { explainReason } from "../../src/lifecycle";
 import { env } from "cloudflare:workers";
 import { handToTracker } from "../../src/queue/producer";
 import { operationMessageFor } from "../../src/queue/messages";
-import { MAX_SENDS, backoffMs, resendAt } from "../../src/tracker";
+import { MAX_SENDS, backoffMs, resendAt, staleVerdictAt } from "../../src/tracker";
 import { makeWorkspace } from "../support/fixtures";
 import { eventsOf, onlyEvent, snapshot } from "../support/runs";
 import {
@@ -77,7 +77,7 @@ describe("a dispatch nobody claims", () => {
     });
     expect(after.diagnostics).toMatchObject({
       detectedBy: "tracker_alarm",
-      evidence: { dueAt: aged.dispatch.dueAt, deadline: aged.dispatch.dueAt + STALE_MS, staleQueuedAfterMs: STALE_MS, dispatch: 1, sends: 3 },
+      evidence: { dueAt: aged.dispatch.dueAt, deadline: staleVerdictAt(aged, DEMO_POLICY), staleQueuedAfterMs: STALE_MS, dispatch: 1, sends: 3 },
     });
     expect(await actionsOf(run.id)).toEqual(["run.queued", "run.redispatched", "run.redispatched", "run.reconciled"]);
     expect(await onlyEvent(run.id, "run.reconciled")).toMatchObject({
