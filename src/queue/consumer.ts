@@ -10,7 +10,7 @@
  * already claimed (or an older one) and starts nothing.
  */
 import { errorMessage } from "../lifecycle";
-import { getOperation } from "../operations";
+import { getOperation, policyFor, type PreparedInput } from "../operations";
 import { trackerFor, type AttemptReport, type ClaimAnswer, type ReportAnswer } from "../tracker";
 import { log } from "../log";
 import { runAttempt, startHeartbeats } from "./attempt";
@@ -87,7 +87,7 @@ export async function processMessage(message: Message<unknown>, queue: string, e
   }
   const ticket = claim.run;
   const attempt = ticket.attempt;
-  const beats = startHeartbeats(ticket, tracker, getOperation(ticket.type)?.policy ?? { heartbeatIntervalMs: 1_000 });
+  const beats = startHeartbeats(ticket, tracker, policyFor(ticket.type));
   try {
     const report = await attemptReport(ticket.type, ticket.inputJson, attempt, () => beats.progress, async (prepared) => {
       const end = await runAttempt(prepared, ticket, beats);
@@ -108,7 +108,7 @@ export async function processMessage(message: Message<unknown>, queue: string, e
   }
 }
 
-type Prepared = Extract<ReturnType<NonNullable<ReturnType<typeof getOperation>>["prepare"]>, { ok: true }>;
+type Prepared = Extract<PreparedInput, { ok: true }>;
 
 /** What the attempt reports: its result, or its failure; `null` when it was fenced. */
 async function attemptReport(
