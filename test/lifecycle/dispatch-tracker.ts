@@ -7,6 +7,7 @@ import {
   alarmAction,
   backoffMs,
   nextAlarmAt,
+  initialTrackerState,
   nextDispatch,
   staleQueuedAt,
   vouches,
@@ -80,25 +81,7 @@ export function send(w: World, s: TrackerState, resend: boolean): TrackerState {
 export function track(w: World, req: { attempt: number; dueAt: number; adopt: boolean }): void {
   let s = w.tracker;
   if (!s) {
-    s = {
-      v: 2,
-      runId: "run",
-      workspaceId: "ws",
-      type: "demo.work",
-      status: "queued",
-      attempt: req.attempt,
-      maxAttempts: w.policy.maxAttempts,
-      dispatch: { n: 1, dueAt: req.dueAt, claimed: false, sends: 0, sentAt: null },
-      lastHeartbeatAt: null,
-      lastFlushedAt: null,
-      progress: null,
-      pending: null,
-      applied: null,
-      errors: [],
-      failures: 0,
-      retryAt: null,
-      completedAt: null,
-    };
+    s = initialTrackerState({ runId: "run", workspaceId: "ws", type: "demo.work", maxAttempts: w.policy.maxAttempts, attempt: req.attempt, dueAt: req.dueAt });
     save(w, s);
   }
   if (s.status === "queued" && !s.dispatch.claimed && s.dispatch.sends === 0) {
