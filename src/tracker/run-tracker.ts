@@ -205,7 +205,9 @@ export class RunTracker extends DurableObject<Env> {
         try {
           await this.service().moveQueuedDeadline(s.runId, s.attempt, staleQueuedAt(s, policyFor(s.type)));
         } catch (error) {
-          this.state = this.noteError(s, "adopt", error);
+          // Kept (recorded on the run at its next transition); the sweep's next refresh retries the move.
+          s = this.noteError(s, "adopt", error);
+          await this.save(s);
         }
       }
       return { tracked: true, dispatch: s.dispatch.n, sent: s.dispatch.sends > 0 };

@@ -3,6 +3,7 @@
  * v2 section 4). Kept apart from the Durable Object so the rules are plain,
  * unit-testable code: the object only loads, decides, acts and saves.
  */
+import type { TrackRequest } from "./protocol";
 import { heartbeatDeadline, type ExecutionReasonCode, type FinalOutcome, type LifecyclePolicy, type Progress, type RunStatus } from "../lifecycle";
 
 /** The version of the stored shape; `upgradeState` reads older ones deliberately. */
@@ -77,14 +78,7 @@ export interface TrackerState {
  * The state of a tracker taking a queued run (at acceptance, or adopting an
  * orphan): dispatch 1, due at `dueAt`, not yet sent (in the outbox).
  */
-export function initialTrackerState(req: {
-  runId: string;
-  workspaceId: string;
-  type: string;
-  maxAttempts: number;
-  attempt: number;
-  dueAt: number;
-}): TrackerState {
+export function initialTrackerState(req: Omit<TrackRequest, "adopt">): TrackerState {
   return {
     v: TRACKER_STATE_VERSION,
     runId: req.runId,
