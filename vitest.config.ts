@@ -14,6 +14,9 @@ export default defineConfig(async () => {
           plugins: [
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
+              // The local build's entry: production's Worker plus demo.work and the
+              // fault hooks (src/index.local.ts); `wrangler deploy` bundles src/index.ts.
+              main: "./src/index.local.ts",
               miniflare: {
                 bindings: { TEST_MIGRATIONS: migrations },
                 // The trackers send every dispatch themselves; here their producer

@@ -1,6 +1,8 @@
 /**
  * `npm run check:lifecycle`: the timing contract (rules T1–T9, contract
- * section 5) for every registered operation type, against the real
+ * section 5) for every registered operation type — production's and the
+ * local build's (demo.work, src/local/), since both run against these queue
+ * and cron settings — against the real
  * wrangler.toml read by wrangler's own reader. Exit 0 when every rule holds,
  * 1 on a violation or a stale src/generated/deployment.ts, 2 on bad arguments.
  *
@@ -11,6 +13,7 @@
 import { resolve } from "node:path";
 import { checkTimingContract, describeViolation, RULES, type ContractCheck } from "../src/lifecycle/contract";
 import { DEFAULT_SETTINGS, type LifecyclePolicy } from "../src/lifecycle/policy";
+import { LOCAL_OPERATIONS, registerLocalOperationTypes } from "../src/local/operations";
 import { registeredPolicies } from "../src/operations/registry";
 import { generatedDeploymentStatus, readDeployment } from "./lib/wrangler-deployment";
 import { shown, UsageError, WRANGLER_TOML } from "./lib/project";
@@ -113,6 +116,7 @@ function render(checks: ContractCheck[]): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  registerLocalOperationTypes();
   const policies = registeredPolicies();
   const args = parseArgs(argv, policies);
   for (const o of args.overrides) {
@@ -123,6 +127,7 @@ async function main(argv: string[]): Promise<number> {
 
   console.log(`Timing contract (lifecycle.md section 5) against ${shown(args.configPath)}, settings DEFAULT_SETTINGS`);
   if (args.overrides.length > 0) console.log(`Overrides (this run only): ${args.overrides.map((o) => o.raw).join(", ")}`);
+  console.log(`Local and test builds only (not deployed): ${LOCAL_OPERATIONS.map((op) => op.type).join(", ")}`);
   console.log("");
   console.log(render(report.checks));
   console.log("");

@@ -1,12 +1,13 @@
 /**
  * `npm start`: a working local system in one command. Applies the D1
  * migrations to the local database, seeds the demo data, then runs
- * `wrangler dev --test-scheduled` (the cron sweep can be fired at
+ * `wrangler dev --test-scheduled` on the local build's entry (LOCAL_ENTRY:
+ * production's Worker plus demo.work and the fault hooks; the cron sweep can be fired at
  * /__scheduled) on PORT (default 8787) until interrupted, with the admin's
  * dev sign-in enabled (see lib/local-secrets.ts). The URLs, the demo token
  * and a ready-to-paste curl are printed once the server answers.
  */
-import { runWrangler, shown, spawnWrangler, UsageError } from "./lib/project";
+import { LOCAL_ENTRY, runWrangler, shown, spawnWrangler, UsageError } from "./lib/project";
 import { localSecrets } from "./lib/local-secrets";
 import { lastTable, whenAnswering } from "./lib/quiet";
 import { devPort, resolveDemoToken, seedLocalDatabase, seedSummary } from "./lib/seed";
@@ -35,7 +36,7 @@ async function main(): Promise<number> {
 
   const secrets = localSecrets();
   console.log(secrets.note);
-  const args = ["dev", "--test-scheduled", "--port", String(port), ...secrets.args];
+  const args = ["dev", LOCAL_ENTRY, "--test-scheduled", "--port", String(port), ...secrets.args];
   console.log(`› wrangler ${args.map((a) => (a.startsWith("/") ? shown(a) : a)).join(" ")}`);
   const dev = spawnWrangler(args, "inherit");
   // A terminal's Ctrl-C reaches the whole process group anyway; forwarding

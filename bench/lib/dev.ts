@@ -16,7 +16,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "n
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { ROOT, runWrangler } from "../../scripts/lib/project";
 import { hashToken, newDemoToken, seedSql } from "../../scripts/lib/seed";
 
@@ -62,22 +62,25 @@ export async function d1Execute(persistTo: string, sql: string, config: string =
 const builds = new Map<string, Promise<{ script: string; at: string }>>();
 
 /**
- * Bundle the bench Worker once per harness process and config (`wrangler
- * deploy --dry-run --outdir`: wrangler's own build, alias included) and run
+ * Bundle the bench Worker once per harness process, config and entry (`wrangler
+ * deploy --dry-run --outdir`: wrangler's own build) and run
  * every instance from that snapshot with `--no-bundle`. `wrangler dev` would
  * otherwise watch src/ and reload the Worker mid-measurement whenever a file
  * changes, and a soak restarted after SIGKILL could come back as other code.
  */
-export function benchWorkerBuild(config: string = BENCH_CONFIG): Promise<{ script: string; at: string }> {
-  let build = builds.get(config);
+export function benchWorkerBuild(config: string = BENCH_CONFIG, entry?: string): Promise<{ script: string; at: string }> {
+  const key = `${config}\0${entry ?? ""}`;
+  let build = builds.get(key);
   if (!build) {
     build = (async () => {
       const dir = mkdtempSync(join(tmpdir(), "oplife-bench-build-"));
       process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-      await wrangler(["deploy", "--dry-run", "--outdir", dir, "-c", config]);
-      return { script: join(dir, "index.js"), at: new Date().toISOString() };
+      await wrangler(["deploy", "--dry-run", "--outdir", dir, "-c", config, ...(entry ? [entry] : [])]);
+      // wrangler names the bundle after its entry: worker/index.ts → index.js, index.local.ts → index.local.js.
+      const script = join(dir, entry ? basename(entry).replace(/\.[cm]?[jt]sx?$/, ".js") : "index.js");
+      return { script, at: new Date().toISOString() };
     })();
-    builds.set(config, build);
+    builds.set(key, build);
   }
   return build;
 }
@@ -110,6 +113,8 @@ export interface DevOptions {
   vars?: Record<string, string>;
   /** The wrangler config (default: bench/wrangler.bench.toml). */
   config?: string;
+  /** The entry module, instead of the config's `main` (e.g. scripts/lib/project.ts LOCAL_ENTRY). */
+  entry?: string;
   /** A GET path that answers 2xx once the Worker serves (default: the bench Worker's /__bench/ping). */
   readyPath?: string;
   /** SQL run after the seed (default: the bench's own baseline table). */
@@ -169,7 +174,7 @@ export class DevServer {
   async start(timeoutMs = 120_000): Promise<void> {
     if (this.port === 0) this.port = await freePort();
     const inspector = await freePort();
-    const { script } = await benchWorkerBuild(this.config);
+    const { script } = await benchWorkerBuild(this.config, this.opts.entry);
     installSignalHandlers();
     // No --test-scheduled: with --no-bundle wrangler cannot inject its /__scheduled
     // shim; the harness fires the cron at /cdn-cgi/local/scheduled instead, which

@@ -1,7 +1,8 @@
 /**
- * The bench Worker: production's entry points, unchanged, behind counting
+ * The bench Worker: the local build's entry points (src/index.local.ts:
+ * production's plus demo.work and the fault hooks), unchanged, behind counting
  * bindings (instrument.ts), plus what only the benchmarks need:
- * - `bench.noop` in the registry (registry.ts, swapped in by wrangler's alias);
+ * - `bench.noop` in the registry (noop.ts, added as local builds add demo.work);
  * - a bare consumer on the `bench-bare` queue: one D1 write per message, the
  *   baseline of the throughput figure, in the same process as the real one;
  * - a RunTracker whose alarm can be switched off (BENCH_TRACKER_ALARM=off),
@@ -9,10 +10,14 @@
  * - `/__bench/*` routes (routes.ts) for the harness. This Worker only ever
  *   runs under `wrangler dev` on loopback, started by bench/lib/dev.ts.
  */
-import production, { RunTracker as ProductionRunTracker } from "../../src/index";
+import production, { RunTracker as ProductionRunTracker } from "../../src/index.local";
+import { registerLocalOperations, registerOperation } from "../../src/operations/registry";
 import { counters, instrumentEnv, type BenchEnv } from "./instrument";
 import { benchQueue } from "./queue";
+import { benchNoop } from "./noop";
 import { handleBenchRequest } from "./routes";
+
+registerLocalOperations([registerOperation(benchNoop)]);
 
 export class RunTracker extends ProductionRunTracker {
   constructor(ctx: DurableObjectState, env: BenchEnv) {

@@ -1,7 +1,7 @@
 /**
  * `bench.noop`: a type whose handler does nothing and succeeds, so the
  * throughput figure measures the lifecycle machinery and nothing else. It
- * exists only in the bench Worker (see registry.ts); production never sees it.
+ * exists only in the bench Worker (registered by index.ts); production never sees it.
  */
 import { z } from "zod";
 import { demoWork } from "../../src/operations/demo-work";

@@ -10,6 +10,12 @@ import { offlineWranglerEnv } from "./quiet";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const WRANGLER_TOML = resolve(ROOT, "wrangler.toml");
+/**
+ * The entry of local and test builds (`npm start`, the tests, the bench):
+ * production's Worker plus demo.work and the fault hooks. `wrangler deploy`
+ * uses wrangler.toml's `main` (src/index.ts), which has neither.
+ */
+export const LOCAL_ENTRY = resolve(ROOT, "src/index.local.ts");
 export const GENERATED_DEPLOYMENT = resolve(ROOT, "src/generated/deployment.ts");
 
 /** A path as shown to people: relative to the project root when inside it. */

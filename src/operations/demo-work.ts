@@ -1,10 +1,16 @@
 /**
  * `demo.work`: an operation whose input drives its behaviour, so every path
  * of the lifecycle can be exercised from the API, the tests and the demo.
+ *
+ * Local and test builds only: it is registered by src/local/ (through
+ * src/index.local.ts), never by production's registry, because its inputs are
+ * fault injection (hang, crash, 300 s timeouts) that no API token of a
+ * deployed Worker may trigger.
  */
 import { z } from "zod";
 import type { Progress } from "../lifecycle";
-import { defineOperation, RetryableError, SimulatedCrash } from "./types";
+import { SimulatedCrash } from "../local/faults";
+import { defineOperation, RetryableError } from "./types";
 
 const step = z.number().int().min(1).max(10_000);
 

@@ -2,10 +2,13 @@
  * The operation registry: every type the system accepts, with its input
  * schema, policy and handler. Add a type by writing one file beside this one
  * and listing it here; the timing contract then checks its policy.
+ *
+ * Production's list is what `wrangler deploy` ships. Local and test builds
+ * add their own types on top (`registerLocalOperations`, called by
+ * src/index.local.ts for `demo.work`); production never calls it.
  */
 import type { z } from "zod";
 import type { LifecyclePolicy } from "../lifecycle";
-import { demoWork } from "./demo-work";
 import type { OperationContext, OperationDefinition, OperationResult } from "./types";
 
 export interface InputIssue {
@@ -47,7 +50,22 @@ export function registerOperation<I>(op: OperationDefinition<I>): RegisteredOper
   };
 }
 
-const byType = new Map<string, RegisteredOperation>([demoWork].map((op) => [op.type, registerOperation(op)]));
+/** Production's types, each through `registerOperation`. None yet: `demo.work` is local-only (src/local/). */
+const PRODUCTION_OPERATIONS: RegisteredOperation[] = [];
+
+const byType = new Map<string, RegisteredOperation>(PRODUCTION_OPERATIONS.map((op) => [op.type, op]));
+
+/**
+ * Local and test builds only (src/local/, the bench Worker): add types beside
+ * production's. Throws if a type is already registered: a local type never
+ * shadows a production one.
+ */
+export function registerLocalOperations(ops: readonly RegisteredOperation[]): void {
+  for (const op of ops) {
+    if (byType.has(op.type)) throw new Error(`operation type "${op.type}" is already registered`);
+    byType.set(op.type, op);
+  }
+}
 
 export function getOperation(type: string): RegisteredOperation | undefined {
   return byType.get(type);

@@ -12,12 +12,6 @@ export interface OperationContext {
   signal: AbortSignal;
   /** Report progress; it travels with the automatic heartbeats. */
   reportProgress(progress: Progress): void;
-  /**
-   * Fault injection for demo and soak types only: `stopHeartbeats()` makes the
-   * attempt look dead to its tracker (as if the isolate had died) while the
-   * code keeps running, so the detection paths can be exercised and measured.
-   */
-  faults: { stopHeartbeats(): void };
 }
 
 export interface OperationResult {
@@ -38,18 +32,6 @@ export class RetryableError extends Error {
 
 export class NonRetryableError extends Error {
   override name = "NonRetryableError";
-}
-
-/**
- * Thrown by demo and soak types to simulate what a crash does on the platform
- * (an isolate killed mid-attempt, an exceeded CPU or memory limit): the
- * consumer lets it end the whole invocation, so the queue redelivers the
- * batch's unacked messages and every sibling attempt in it dies too
- * (https://developers.cloudflare.com/queues/configuration/batching-retries/:
- * an invocation that throws retries every message not explicitly acked).
- */
-export class SimulatedCrash extends Error {
-  override name = "SimulatedCrash";
 }
 
 export interface OperationDefinition<I = unknown> {

@@ -7,7 +7,7 @@
  * until its result is safe.
  */
 import type { LifecyclePolicy, Progress } from "../lifecycle";
-import { NonRetryableError, SimulatedCrash, type OperationResult, type PreparedInput } from "../operations";
+import { NonRetryableError, type OperationResult, type PreparedInput } from "../operations";
 import type { HeartbeatReply, RunTicket, TrackerRefusal } from "../tracker";
 import { log } from "../log";
 
@@ -16,7 +16,7 @@ export type AttemptEnd =
   | { kind: "error"; error: unknown; retryable: boolean }
   | { kind: "timeout"; timeoutMs: number }
   | { kind: "fenced"; refusal: TrackerRefusal }
-  | { kind: "crash"; error: SimulatedCrash };
+  | { kind: "crash"; error: unknown };
 
 class AttemptTimeout extends Error {
   override name = "AttemptTimeout";
@@ -40,28 +40,35 @@ export interface HeartbeatChannel {
 export interface Heartbeats {
   readonly signal: AbortSignal;
   progress: Progress;
-  /** Stop sending (a test's stand-in for a broken heartbeat channel; the attempt itself goes on). */
-  silence(): void;
   stop(): void;
+}
+
+/**
+ * Whether a handler's error stands for a crashed isolate, which ends the whole
+ * consumer invocation (consumer.ts). Production recognises none, so no handler
+ * of a deployed Worker can take its batch down; local and test builds install
+ * their fault hook here (src/local/, through src/index.local.ts).
+ */
+let isCrash: (error: unknown) => boolean = () => false;
+
+/** Local and test builds only: see `isCrash`. */
+export function recogniseCrashes(test: (error: unknown) => boolean): void {
+  isCrash = test;
 }
 
 export function startHeartbeats(ticket: RunTicket, channel: HeartbeatChannel, policy: Pick<LifecyclePolicy, "heartbeatIntervalMs">): Heartbeats & { controller: AbortController } {
   const controller = new AbortController();
   let beating = false;
-  let silent = false;
   // Not the signal: a timed-out attempt still heartbeats while its failure is reported.
   let fenced = false;
   const beats = {
     controller,
     signal: controller.signal,
     progress: ticket.progress,
-    silence: () => {
-      silent = true;
-    },
     stop: () => clearInterval(interval),
   };
   const beat = async () => {
-    if (silent || beating || fenced) return;
+    if (beating || fenced) return;
     beating = true;
     try {
       const reply = await channel.heartbeat({ attempt: ticket.attempt, progress: beats.progress });
@@ -105,13 +112,12 @@ export async function runAttempt(
         reportProgress: (p) => {
           beats.progress = p;
         },
-        faults: { stopHeartbeats: () => beats.silence() },
       }),
       aborted,
     ]);
     return { kind: "result", result: result.progress ? result : { ...result, progress: beats.progress } };
   } catch (error) {
-    if (error instanceof SimulatedCrash) return { kind: "crash", error };
+    if (isCrash(error)) return { kind: "crash", error };
     const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
     if (reason instanceof AttemptTimeout) return { kind: "timeout", timeoutMs: reason.timeoutMs };
     if (reason instanceof AttemptFenced) return { kind: "fenced", refusal: reason.refusal };

@@ -17,7 +17,7 @@ import { runAttempt, startHeartbeats } from "./attempt";
 import { dispatchOf, operationMessage } from "./messages";
 import { recordMalformed } from "./malformed";
 
-/** A simulated crash ends the invocation (see `SimulatedCrash`); carried out of `processMessage`. */
+/** A crash (local and test builds: a simulated one, see attempt.ts `isCrash`) ends the invocation; carried out of `processMessage`. */
 export class InvocationCrash extends Error {
   override name = "InvocationCrash";
   constructor(readonly runId: string, cause: unknown) {

@@ -10,6 +10,7 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFil
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { LOCAL_ENTRY } from "../../../scripts/lib/project";
 import { hashToken, newDemoToken, seedSql } from "../../../scripts/lib/seed";
 import { executeSql, killGroup, offlineEnv, ROOT, runWrangler, signalGroup, spawnWranglerGroup, type LocalWorker } from "./wrangler";
 
@@ -83,6 +84,7 @@ export async function startLocalWorker(): Promise<RunningWorker> {
     const child = spawnWranglerGroup(
       [
         "dev",
+        LOCAL_ENTRY,
         "--ip", "127.0.0.1",
         "--port", String(port),
         "--inspector-port", String(inspectorPort),

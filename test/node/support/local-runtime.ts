@@ -1,5 +1,6 @@
 /**
- * The production Worker (wrangler.toml, src/index.ts) under a real `wrangler
+ * The local build of the Worker (wrangler.toml with src/index.ts's local
+ * entry, src/index.local.ts: production plus demo.work) under a real `wrangler
  * dev`, for tests that need what only the local runtime does: miniflare's
  * queue delivers real batches (up to max_batch_size, after max_batch_timeout),
  * one batch at a time per queue, honours `delaySeconds`, and settles a batch's
@@ -17,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BenchClient } from "../../../bench/lib/client";
 import { DevServer, sleep } from "../../../bench/lib/dev";
-import { ROOT, WRANGLER_TOML } from "../../../scripts/lib/project";
+import { LOCAL_ENTRY, ROOT, WRANGLER_TOML } from "../../../scripts/lib/project";
 
 /** Where each runtime's wrangler output is kept after the file ends (gitignored). */
 export const LOG_DIR = resolve(ROOT, "artifacts/batches");
@@ -65,7 +66,7 @@ export class LocalRuntime {
   static async start(label: string): Promise<LocalRuntime> {
     const dir = mkdtempSync(join(tmpdir(), `oplife-batches-${label}-`));
     // The admin's dev sign-in page answers 200 once the Worker serves (DevServer's env file turns it on).
-    const dev = new DevServer({ dir, label, config: WRANGLER_TOML, readyPath: "/admin/sign-in", extraSeedSql: "" });
+    const dev = new DevServer({ dir, label, config: WRANGLER_TOML, entry: LOCAL_ENTRY, readyPath: "/admin/sign-in", extraSeedSql: "" });
     const runtime = new LocalRuntime(dev, dir);
     try {
       await dev.prepare();
