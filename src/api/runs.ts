@@ -11,6 +11,7 @@ import { runServiceFor } from "../run-service";
 import { requireApiToken, type ApiEnv } from "./auth";
 import { log } from "../log";
 import { ApiProblem, problems } from "./problem";
+import { requireRunCreationAllowed } from "./rate-limit";
 import { eventJson, runJson } from "./serialize";
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -144,7 +145,10 @@ runsApi.post(
       );
     }
     const principal = c.get("principal");
-    const { answer, tracked } = await enqueueRun(c.env, runServiceFor(c.env.DB), {
+    const service = runServiceFor(c.env.DB);
+    // Last before the write: a request refused above spends none of the workspace's allowance.
+    await requireRunCreationAllowed(c.env.RUN_CREATION_LIMITER, service, principal.workspaceId, key ?? null);
+    const { answer, tracked } = await enqueueRun(c.env, service, {
       workspaceId: principal.workspaceId,
       type: op.type,
       input: prepared.input,

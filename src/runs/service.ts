@@ -130,6 +130,15 @@ export class RunService {
     return row ? rowToRecord(row) : null;
   }
 
+  /** The run an earlier create with this Idempotency-Key made in `workspaceId`, if any. */
+  async getByIdempotencyKey(workspaceId: string, idempotencyKey: string | null): Promise<RunRecord | null> {
+    const row = await this.db
+      .prepare(`SELECT ${RUN_COLUMNS} FROM operation_runs WHERE workspace_id = ? AND idempotency_key = ?`)
+      .bind(workspaceId, idempotencyKey)
+      .first<RunRow>();
+    return row ? rowToRecord(row) : null;
+  }
+
   /**
    * Accept a run (queued, attempt 0). With an idempotency key, a second
    * request returns the first run; the insert and its `run.queued` event are
@@ -186,12 +195,8 @@ export class RunService {
       if (!run) throw new Error(`run ${id} vanished right after its insert`);
       return { ok: true, run, created: true };
     }
-    const existing = await this.db
-      .prepare(`SELECT ${RUN_COLUMNS} FROM operation_runs WHERE workspace_id = ? AND idempotency_key = ?`)
-      .bind(req.workspaceId, req.idempotencyKey ?? null)
-      .first<RunRow>();
-    if (!existing) throw new Error("idempotent create: no insert and no existing run");
-    const run = rowToRecord(existing);
+    const run = await this.getByIdempotencyKey(req.workspaceId, req.idempotencyKey ?? null);
+    if (!run) throw new Error("idempotent create: no insert and no existing run");
     const same = run.type === req.type && stableJson(run.input) === stableJson(req.input ?? null);
     return same ? { ok: true, run, created: false } : { ok: false, conflict: run };
   }

@@ -37,7 +37,7 @@ describe("deploying", () => {
     const dir = mkdtempSync(join(tmpdir(), "oplife-deploy-"));
     try {
       const { bundle, output } = await dryRun(dir);
-      for (const binding of ["env.DB (oplife)", "env.OPERATIONS_QUEUE (operations)", "env.OPERATIONS_DLQ (operations-dlq)", "env.RUN_TRACKER (RunTracker)"]) {
+      for (const binding of ["env.DB (oplife)", "env.OPERATIONS_QUEUE (operations)", "env.OPERATIONS_DLQ (operations-dlq)", "env.RUN_TRACKER (RunTracker)", "env.RUN_CREATION_LIMITER"]) {
         expect(output).toContain(binding);
       }
       // Dev sign-in is never part of the deployed configuration.
