@@ -124,7 +124,8 @@ runsApi.post(
     const op = getOperation(body.data.type);
     if (!op) {
       throw problems.validation(`Unknown operation type "${body.data.type}".`, [
-        { path: "type", message: `must be one of: ${operationTypes().join(", ")}` },
+        // Production may register none (demo.work exists only in local builds): say so rather than list nothing.
+        { path: "type", message: operationTypes().length > 0 ? `must be one of: ${operationTypes().join(", ")}` : "no operation type is registered in this deployment" },
       ]);
     }
     const prepared = op.prepare(body.data.input);
