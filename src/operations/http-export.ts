@@ -14,10 +14,11 @@
  * How each answer is treated (RFC 9110 semantics):
  * - 429 and 503: retryable; with `Retry-After` (seconds or an HTTP date, RFC
  *   9110 section 10.2.3) the next attempt waits exactly that long.
- * - any other 4xx: not retryable (the request itself is wrong; asking again
- *   changes nothing), with the status and the page in the run's message.
+ * - any other 4xx: the run fails at once (outcome `failed`, not retried: the
+ *   request itself is wrong and asking again changes nothing), with the status
+ *   and the page in its message.
  * - other 5xx and network errors: retryable after the policy's delay.
- * - a 200 whose body is not that shape: not retryable (a contract mismatch).
+ * - a 200 whose body is not that shape: fails at once too (a contract mismatch).
  * Reading is side-effect free, so a retried attempt starts again at page 1.
  */
 import { z } from "zod";
@@ -62,6 +63,9 @@ export function retryAfterMs(header: string | null, now: number): number | undef
   if (header === null) return undefined;
   const value = header.trim();
   if (/^\d+$/.test(value)) return Number(value) * 1000;
+  // An HTTP date names its day and month ("Wed, 21 Oct 2026 07:28:00 GMT"); a bare
+  // number with a sign is neither form, though Date.parse would read it as a year.
+  if (!/[a-z]/i.test(value)) return undefined;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
@@ -119,9 +123,13 @@ export const httpExport = defineOperation({
       url.searchParams.set("limit", String(input.pageSize));
       if (cursor !== null) url.searchParams.set("cursor", cursor);
       const where = `GET /${input.collection} (page ${pages + 1})`;
-      const body = page.safeParse(await fetchPage(url, where, ctx.signal));
+      const answer = await fetchPage(url, where, ctx.signal);
+      if (answer.kind === "refused") return { outcome: "failed", message: answer.message, progress };
+      const body = page.safeParse(answer.body);
       if (!body.success) {
-        throw new NonRetryableError(`The upstream's answer to ${where} is not a page ({items, nextCursor}): ${body.error.issues[0]?.message ?? "invalid"}.`);
+        const issue = body.error.issues[0];
+        const field = issue?.path.length ? ` (${issue.path.join(".")})` : "";
+        return { outcome: "failed", message: `The upstream's answer to ${where} is not a page of {items, nextCursor}${field}.`, progress };
       }
       pages++;
       progress.processed += body.data.items.length;
@@ -135,8 +143,14 @@ export const httpExport = defineOperation({
   },
 });
 
-/** One page's JSON body, or the error that says whether another attempt may help. */
-async function fetchPage(url: URL, where: string, signal: AbortSignal): Promise<unknown> {
+/**
+ * One page's JSON body, or why the upstream refused it for good (an
+ * operator-safe sentence: status and page, never the upstream's own text).
+ * Throws `RetryableError` when another attempt may succeed.
+ */
+type PageAnswer = { kind: "page"; body: unknown } | { kind: "refused"; message: string };
+
+async function fetchPage(url: URL, where: string, signal: AbortSignal): Promise<PageAnswer> {
   let response: Response;
   try {
     response = await fetch(url, { headers: { accept: "application/json" }, signal });
@@ -147,9 +161,9 @@ async function fetchPage(url: URL, where: string, signal: AbortSignal): Promise<
   }
   if (response.ok) {
     try {
-      return await response.json();
-    } catch (error) {
-      throw new NonRetryableError(`The upstream's answer to ${where} is not JSON.`, { cause: error });
+      return { kind: "page", body: await response.json() };
+    } catch {
+      return { kind: "refused", message: `The upstream's answer to ${where} is not JSON.` };
     }
   }
   // The body is not read into any message: raw upstream text is not operator-safe (contract section 1).
@@ -161,7 +175,7 @@ async function fetchPage(url: URL, where: string, signal: AbortSignal): Promise<
     throw new RetryableError(`The upstream answered ${status} to ${where}${when}.`, after === undefined ? {} : { retryAfterMs: after });
   }
   if (response.status >= 400 && response.status < 500) {
-    throw new NonRetryableError(`The upstream answered ${status} to ${where}; not retried, since a client error repeats.`);
+    return { kind: "refused", message: `The upstream answered ${status} to ${where}; not retried, since a client error repeats.` };
   }
   throw new RetryableError(`The upstream answered ${status} to ${where}.`);
 }
