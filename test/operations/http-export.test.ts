@@ -200,6 +200,17 @@ describe("http.export runs through the consumer, tracker and D1", () => {
     expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.attempt_failed", "run.attempt_started", "run.completed"]);
   });
 
+  it("the handler gets the env the consumer was invoked with (ctx.env)", async () => {
+    const ws = await makeWorkspace("export");
+    const { run, message } = await createRun(ws, { collection: "orders" }, TYPE);
+    const mirror = "https://mirror.example.test/v2/";
+    network.use(pagedUpstream("orders", [[1]], { base: mirror }).handler);
+
+    expectAcked(await deliver(OPERATIONS, [{ body: message, attempts: 1 }], envWithBase(mirror)));
+
+    expect(await getRun(run.id)).toMatchObject({ status: "completed", outcome: "succeeded", progress: { processed: 1 } });
+  });
+
   it("a 404: the run fails on its first attempt, not retried, saying which page the upstream refused", async () => {
     const ws = await makeWorkspace("export");
     const { run, message } = await createRun(ws, { collection: "orders" }, TYPE);
