@@ -18,6 +18,8 @@ import { afterAll, afterEach, beforeAll } from "vitest";
 export function setupNetwork() {
   return defineNetwork({
     sources: [new InterceptorSource({ interceptors: [new FetchInterceptor()] })],
+    // msw logs every mocked request in a browser-like runtime (workerd is not Node to it).
+    context: { quiet: true },
     onUnhandledFrame: "error",
   });
 }
