@@ -102,3 +102,13 @@ export async function loadRegisteredPolicies(entry: string = REGISTRY_MODULE): P
   }
   return policies as Record<string, LifecyclePolicy>;
 }
+
+/**
+ * One registered type's policy, for node-side tools (the bench, the browser
+ * tests) that need its numbers. Throws `Error` when the type is not registered.
+ */
+export async function registeredPolicy(type: string, entry: string = REGISTRY_MODULE): Promise<LifecyclePolicy> {
+  const policy = (await loadRegisteredPolicies(entry))[type];
+  if (!policy) throw new Error(`operation type "${type}" is not registered in ${shown(entry)}`);
+  return policy;
+}
