@@ -3,22 +3,25 @@
  * section 5) for every registered operation type — production's and the
  * local build's (demo.work, src/local/), since both run against these queue
  * and cron settings — against the real
- * wrangler.toml read by wrangler's own reader. Exit 0 when every rule holds,
+ * wrangler.toml read by wrangler's own reader. The registry is bundled, not
+ * imported, so operation files may use `cloudflare:*` modules
+ * (scripts/lib/registry.ts). Exit 0 when every rule holds,
  * 1 on a violation or a stale src/generated/deployment.ts, 2 on bad arguments.
  *
  *   --config <path>              check against another wrangler config file
+ *   --registry <path>            read the types from another registry module
+ *                                (one exporting registeredPolicies(); for tests)
  *   --override <type>.<field>=N  change one policy number for this run only
  *                                (repeatable; for tests and what-ifs, never saved)
  */
 import { resolve } from "node:path";
 import { checkTimingContract, describeViolation, RULES, type ContractCheck } from "../src/lifecycle/contract";
 import { DEFAULT_SETTINGS, type LifecyclePolicy } from "../src/lifecycle/policy";
-import { LOCAL_OPERATIONS, registerLocalOperationTypes } from "../src/local/operations";
-import { registeredPolicies } from "../src/operations/registry";
+import { loadRegisteredPolicies, REGISTRY_MODULE } from "./lib/registry";
 import { generatedDeploymentStatus, readDeployment } from "./lib/wrangler-deployment";
 import { shown, UsageError, WRANGLER_TOML } from "./lib/project";
 
-const USAGE = "usage: check-lifecycle [--config <wrangler config>] [--override <type>.<field>=<integer>]...";
+const USAGE = "usage: check-lifecycle [--config <wrangler config>] [--registry <module>] [--override <type>.<field>=<integer>]...";
 
 /** Policy fields an override may set: the numeric ones (`queue` is a name, not a number). */
 type NumericField = { [K in keyof LifecyclePolicy]: LifecyclePolicy[K] extends number ? K : never }[keyof LifecyclePolicy];
@@ -42,7 +45,9 @@ interface Override {
 
 interface Args {
   configPath: string;
-  overrides: Override[];
+  registryPath: string;
+  /** As given; checked against the registry's types once it is loaded. */
+  overrides: string[];
 }
 
 function isNumericField(s: string): s is NumericField {
@@ -72,9 +77,10 @@ function parseOverride(raw: string, policies: Record<string, LifecyclePolicy>): 
   return { raw, type, field, value: Number(text) };
 }
 
-function parseArgs(argv: string[], policies: Record<string, LifecyclePolicy>): Args {
+function parseArgs(argv: string[]): Args {
   let configPath = WRANGLER_TOML;
-  const overrides: Override[] = [];
+  let registryPath = REGISTRY_MODULE;
+  const overrides: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
@@ -84,13 +90,14 @@ function parseArgs(argv: string[], policies: Record<string, LifecyclePolicy>): A
       return v;
     };
     if (flag === "--config") configPath = resolve(process.cwd(), value());
-    else if (flag === "--override") overrides.push(parseOverride(value(), policies));
+    else if (flag === "--registry") registryPath = resolve(process.cwd(), value());
+    else if (flag === "--override") overrides.push(value());
     else if (flag === "--help" || flag === "-h") {
       console.log(USAGE);
       process.exit(0);
     } else throw new UsageError(`unknown argument "${arg}"\n${USAGE}`);
   }
-  return { configPath, overrides };
+  return { configPath, registryPath, overrides };
 }
 
 function table(rows: string[][], rightAligned: ReadonlySet<number>): string {
@@ -116,18 +123,18 @@ function render(checks: ContractCheck[]): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  registerLocalOperationTypes();
-  const policies = registeredPolicies();
-  const args = parseArgs(argv, policies);
-  for (const o of args.overrides) {
+  const args = parseArgs(argv);
+  const policies = await loadRegisteredPolicies(args.registryPath);
+  const overrides = args.overrides.map((raw) => parseOverride(raw, policies));
+  for (const o of overrides) {
     policies[o.type] = { ...policies[o.type]!, [o.field]: o.value };
   }
   const deployment = await readDeployment(args.configPath);
   const report = checkTimingContract(policies, deployment, DEFAULT_SETTINGS);
 
   console.log(`Timing contract (lifecycle.md section 5) against ${shown(args.configPath)}, settings DEFAULT_SETTINGS`);
-  if (args.overrides.length > 0) console.log(`Overrides (this run only): ${args.overrides.map((o) => o.raw).join(", ")}`);
-  console.log(`Local and test builds only (not deployed): ${LOCAL_OPERATIONS.map((op) => op.type).join(", ")}`);
+  if (args.registryPath !== REGISTRY_MODULE) console.log(`Registry: ${shown(args.registryPath)}`);
+  if (overrides.length > 0) console.log(`Overrides (this run only): ${overrides.map((o) => o.raw).join(", ")}`);
   console.log("");
   console.log(render(report.checks));
   console.log("");

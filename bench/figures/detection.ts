@@ -17,13 +17,15 @@
  * by the harness in batches of 10, all at once: the local queue dispatches one
  * batch at a time, so 200 concurrent attempts cannot come from it.
  */
-import { policyFor } from "../../src/operations";
+import { registeredPolicy } from "../../scripts/lib/registry";
 import type { BenchClient } from "../lib/client";
 import { sleep, WORKSPACE, type DevServer } from "../lib/dev";
 import { emulateCron, waitFor, withInstance } from "../lib/instance";
 import { summarize, type Summary } from "../lib/stats";
 
-const HEARTBEAT_TIMEOUT_MS = policyFor("demo.work").heartbeatTimeoutMs;
+// Read from the Worker's registry without importing Worker code (scripts/lib/registry.ts).
+const DEMO_POLICY = await registeredPolicy("demo.work");
+const HEARTBEAT_TIMEOUT_MS = DEMO_POLICY.heartbeatTimeoutMs;
 
 export interface DetectionResult {
   path: "tracker" | "sweep";
@@ -150,7 +152,7 @@ export async function detection(path: "tracker" | "sweep", n: number): Promise<D
       outcomes[key] = (outcomes[key] ?? 0) + 1;
     }
     // Heartbeats each attempt sent before it died: (last heartbeat − claim) / interval.
-    const interval = policyFor("demo.work").heartbeatIntervalMs;
+    const interval = DEMO_POLICY.heartbeatIntervalMs;
     const beats = await client.sql<{ started_at: number; id: string }>(
       "SELECT id, started_at FROM operation_runs WHERE workspace_id = ?",
       [WORKSPACE],

@@ -40,6 +40,18 @@ export interface LifecycleSettings {
 export const CONSUMER_WALL_CLOCK_LIMIT_MS = 15 * 60_000;
 export const MAX_RETRY_DELAY_SECONDS = 43_200;
 
+/**
+ * How long (ms) a retryable failure waits before its next attempt: the
+ * handler's hint (`RetryableError.retryAfterMs`, e.g. an upstream's
+ * Retry-After) where it gave a usable one, else the policy's
+ * `retryDelaySeconds`; never below 0 or above MAX_RETRY_DELAY_SECONDS (the
+ * tracker sends the next dispatch with that delay, which a queue caps there).
+ */
+export function retryDelayMs(policy: Pick<LifecyclePolicy, "retryDelaySeconds">, hintMs?: number): number {
+  const ms = hintMs !== undefined && Number.isFinite(hintMs) ? hintMs : policy.retryDelaySeconds * 1000;
+  return Math.min(MAX_RETRY_DELAY_SECONDS * 1000, Math.max(0, Math.ceil(ms)));
+}
+
 export const DEFAULT_SETTINGS: LifecycleSettings = {
   consumerWallClockLimitMs: CONSUMER_WALL_CLOCK_LIMIT_MS,
   safetyMarginMs: 30_000,

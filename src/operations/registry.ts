@@ -1,15 +1,24 @@
 /**
  * The operation registry: every type the system accepts, with its input
  * schema, policy and handler. Add a type by writing one file beside this one
- * and listing it here; the timing contract then checks its policy.
+ * and listing it in `OPERATIONS`; the timing contract then checks its policy
+ * (docs/operations.md).
  *
- * Production's list is what `wrangler deploy` ships. Local and test builds
- * add their own types on top (`registerLocalOperations`, called by
+ * `OPERATIONS` is what `wrangler deploy` ships. Local and test builds add
+ * their own types on top (`registerLocalOperations`, called by
  * src/index.local.ts for `demo.work`); production never calls it.
  */
 import type { z } from "zod";
 import type { LifecyclePolicy } from "../lifecycle";
-import type { OperationContext, OperationDefinition, OperationResult } from "./types";
+import { httpExport } from "./http-export";
+import type { AnyOperationDefinition, OperationContext, OperationResult } from "./types";
+
+/**
+ * Every type this Worker runs, as a plain list of definitions. The node-side
+ * contract check (`npm run check:lifecycle`) reads it by bundling this module,
+ * so an operation file may import `cloudflare:workers`.
+ */
+export const OPERATIONS: readonly AnyOperationDefinition[] = [httpExport];
 
 export interface InputIssue {
   path: string;
@@ -33,8 +42,12 @@ function issuesOf(error: z.ZodError): InputIssue[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }));
 }
 
-/** A definition behind its input-checking `prepare` (also used by the bench Worker to add its own types). */
-export function registerOperation<I>(op: OperationDefinition<I>): RegisteredOperation {
+/**
+ * A definition behind its input-checking `prepare` (also used by the bench
+ * Worker to add its own types). Takes any definition, so a list maps:
+ * `[a, b].map(registerOperation)`.
+ */
+export function registerOperation(op: AnyOperationDefinition): RegisteredOperation {
   return {
     type: op.type,
     description: op.description,
@@ -50,34 +63,61 @@ export function registerOperation<I>(op: OperationDefinition<I>): RegisteredOper
   };
 }
 
-/** Production's types, each through `registerOperation`. None yet: `demo.work` is local-only (src/local/). */
-const PRODUCTION_OPERATIONS: RegisteredOperation[] = [];
+/** A lookup of registered types: what `getOperation` and friends read. */
+export interface OperationRegistry {
+  get(type: string): RegisteredOperation | undefined;
+  types(): string[];
+  /** Every type's policy, keyed by type (what the timing contract checks). */
+  policies(): Record<string, LifecyclePolicy>;
+  /** Add already-registered types; throws `Error` naming a type that is already there (nothing is shadowed). */
+  add(ops: readonly RegisteredOperation[]): void;
+}
 
-const byType = new Map<string, RegisteredOperation>(PRODUCTION_OPERATIONS.map((op) => [op.type, op]));
+/**
+ * A registry of `definitions`, in list order. Throws `Error` naming the type
+ * when two definitions share one: the second would silently replace the first.
+ */
+export function defineRegistry(definitions: readonly AnyOperationDefinition[]): OperationRegistry {
+  const byType = new Map<string, RegisteredOperation>();
+  for (const op of definitions) {
+    if (byType.has(op.type)) throw new Error(`Operation type "${op.type}" is registered twice.`);
+    byType.set(op.type, registerOperation(op));
+  }
+  return {
+    add: (ops) => {
+      for (const op of ops) {
+        if (byType.has(op.type)) throw new Error(`Operation type "${op.type}" is registered twice.`);
+        byType.set(op.type, op);
+      }
+    },
+    get: (type) => byType.get(type),
+    types: () => [...byType.keys()],
+    policies: () => Object.fromEntries([...byType].map(([type, op]) => [type, op.policy])),
+  };
+}
+
+const registry = defineRegistry(OPERATIONS);
 
 /**
  * Local and test builds only (src/local/, the bench Worker): add types beside
- * production's. Throws if a type is already registered: a local type never
- * shadows a production one.
+ * production's. Throws `Error` if a type is already registered: a local type
+ * never shadows a production one.
  */
 export function registerLocalOperations(ops: readonly RegisteredOperation[]): void {
-  for (const op of ops) {
-    if (byType.has(op.type)) throw new Error(`operation type "${op.type}" is already registered`);
-    byType.set(op.type, op);
-  }
+  registry.add(ops);
 }
 
 export function getOperation(type: string): RegisteredOperation | undefined {
-  return byType.get(type);
+  return registry.get(type);
 }
 
 export function operationTypes(): string[] {
-  return [...byType.keys()];
+  return registry.types();
 }
 
 /** Every registered type's policy, keyed by type (what the timing contract checks). */
 export function registeredPolicies(): Record<string, LifecyclePolicy> {
-  return Object.fromEntries([...byType].map(([type, op]) => [type, op.policy]));
+  return registry.policies();
 }
 
 /**
@@ -99,5 +139,5 @@ export const FALLBACK_POLICY: LifecyclePolicy = {
 
 /** The policy in force for `type`: its own, or the fallback when the type is gone. */
 export function policyFor(type: string): LifecyclePolicy {
-  return byType.get(type)?.policy ?? FALLBACK_POLICY;
+  return registry.get(type)?.policy ?? FALLBACK_POLICY;
 }

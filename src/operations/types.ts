@@ -10,6 +10,13 @@ export interface OperationContext {
   maxAttempts: number;
   /** Fires at the attempt's timeout or when the tracker fences the attempt. */
   signal: AbortSignal;
+  /**
+   * The Worker's bindings (D1, R2, KV, service bindings, vars and secrets, as
+   * declared in wrangler.toml and typed by `npm run types`): the same object the
+   * queue consumer was invoked with. `import { env } from "cloudflare:workers"`
+   * gives the same values; this one is what a test can replace per attempt.
+   */
+  env: Env;
   /** Report progress; it travels with the automatic heartbeats. */
   reportProgress(progress: Progress): void;
 }
@@ -19,6 +26,8 @@ export interface OperationResult {
   /** Operator-safe sentence, shown for failed and partially succeeded runs. */
   message?: string;
   progress?: Progress;
+  /** What the run produced (JSON), e.g. where an export was written: the run's `output` (contract section 1). */
+  output?: unknown;
 }
 
 /**
@@ -28,6 +37,17 @@ export interface OperationResult {
  */
 export class RetryableError extends Error {
   override name = "RetryableError";
+  /**
+   * Wait this long (ms) before the next attempt instead of the policy's
+   * `retryDelaySeconds`: e.g. an upstream's `Retry-After`. Clamped to 0–43,200 s
+   * (the longest delay a queue message can carry, as T4); `undefined`: the policy's delay.
+   */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, options?: ErrorOptions & { retryAfterMs?: number }) {
+    super(message, options);
+    this.retryAfterMs = options?.retryAfterMs;
+  }
 }
 
 export class NonRetryableError extends Error {
@@ -43,6 +63,15 @@ export interface OperationDefinition<I = unknown> {
   attemptTimeoutMs?: (input: I) => number | undefined;
   handler: (input: I, ctx: OperationContext) => Promise<OperationResult>;
 }
+
+/**
+ * Any definition, its input type erased: what a list of types holds. `any`,
+ * not `unknown`: a handler takes its input contravariantly, so a
+ * `(input: DemoWorkInput) => …` handler is not a `(input: unknown) => …` one,
+ * and a list of different types would not type-check. The registry only ever
+ * hands a handler the output of its own schema.
+ */
+export type AnyOperationDefinition = OperationDefinition<any>;
 
 /** Identity helper that keeps the input type flowing from schema to handler. */
 export function defineOperation<I>(definition: OperationDefinition<I>): OperationDefinition<I> {

@@ -7,13 +7,13 @@
  * until its result is safe.
  */
 import type { LifecyclePolicy, Progress } from "../lifecycle";
-import { NonRetryableError, type OperationResult, type PreparedInput } from "../operations";
+import { NonRetryableError, RetryableError, type OperationResult, type PreparedInput } from "../operations";
 import type { HeartbeatReply, RunTicket, TrackerRefusal } from "../tracker";
 import { log } from "../log";
 
 export type AttemptEnd =
   | { kind: "result"; result: OperationResult }
-  | { kind: "error"; error: unknown; retryable: boolean }
+  | { kind: "error"; error: unknown; retryable: boolean; retryAfterMs?: number }
   | { kind: "timeout"; timeoutMs: number }
   | { kind: "fenced"; refusal: TrackerRefusal }
   | { kind: "crash"; error: unknown };
@@ -93,6 +93,7 @@ export async function runAttempt(
   prepared: Extract<PreparedInput, { ok: true }>,
   ticket: RunTicket,
   beats: Heartbeats & { controller: AbortController },
+  env: Env,
 ): Promise<AttemptEnd> {
   const controller = beats.controller;
   const timer = setTimeout(() => controller.abort(new AttemptTimeout(prepared.timeoutMs)), prepared.timeoutMs);
@@ -109,6 +110,7 @@ export async function runAttempt(
         attempt: ticket.attempt,
         maxAttempts: ticket.maxAttempts,
         signal: controller.signal,
+        env,
         reportProgress: (p) => {
           beats.progress = p;
         },
@@ -121,7 +123,8 @@ export async function runAttempt(
     const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
     if (reason instanceof AttemptTimeout) return { kind: "timeout", timeoutMs: reason.timeoutMs };
     if (reason instanceof AttemptFenced) return { kind: "fenced", refusal: reason.refusal };
-    return { kind: "error", error, retryable: !(error instanceof NonRetryableError) };
+    const retryAfterMs = error instanceof RetryableError ? error.retryAfterMs : undefined;
+    return { kind: "error", error, retryable: !(error instanceof NonRetryableError), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
   } finally {
     clearTimeout(timer);
   }

@@ -90,7 +90,7 @@ export async function processMessage(message: Message<unknown>, queue: string, e
   const beats = startHeartbeats(ticket, tracker, policyFor(ticket.type));
   try {
     const report = await attemptReport(ticket.type, ticket.inputJson, attempt, () => beats.progress, async (prepared) => {
-      const end = await runAttempt(prepared, ticket, beats);
+      const end = await runAttempt(prepared, ticket, beats, env);
       if (end.kind === "crash") throw new InvocationCrash(runId, end.error);
       return end;
     });
@@ -118,13 +118,19 @@ async function attemptReport(
   progress: () => AttemptReport["progress"],
   run: (prepared: Prepared) => ReturnType<typeof runAttempt>,
 ): Promise<AttemptReport | null> {
-  const failure = (reason: Extract<AttemptReport, { kind: "failure" }>["reason"], retryable: boolean, message: string): AttemptReport => ({
+  const failure = (
+    reason: Extract<AttemptReport, { kind: "failure" }>["reason"],
+    retryable: boolean,
+    message: string,
+    retryAfterMs?: number,
+  ): AttemptReport => ({
     kind: "failure",
     attempt,
     reason,
     retryable,
     message,
     ...(progress() ? { progress: progress() } : {}),
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
   });
   const op = getOperation(type);
   if (!op) return failure("operation.unknown_type", false, `No handler is registered for type "${type}".`);
@@ -147,7 +153,7 @@ async function attemptReport(
       // Retryable, as in Temporal and BullMQ: a hung dependency may answer next time.
       return failure("attempt.timeout", true, `The attempt exceeded its timeout of ${end.timeoutMs} ms.`);
     case "error":
-      return failure("handler.error", end.retryable, errorMessage(end.error));
+      return failure("handler.error", end.retryable, errorMessage(end.error), end.retryAfterMs);
     case "fenced":
     case "crash":
       return null;

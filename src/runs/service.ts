@@ -16,6 +16,7 @@ import {
   errorMessage,
   explainReason,
   initialState,
+  retryDelayMs,
   sanitizeMessage,
   storedDeadline,
   truncateText,
@@ -298,11 +299,14 @@ export class RunService {
     );
   }
 
-  /** Attempt `attempt` threw or timed out: requeue while attempts remain and it is retryable, else fail. */
+  /**
+   * Attempt `attempt` threw or timed out: requeue while attempts remain and it
+   * is retryable (due after `retryAfterMs`, else the policy's delay), else fail.
+   */
   failAttempt(
     runId: string,
     attempt: number,
-    failure: { reason: ExecutionReasonCode; retryable: boolean; error: unknown; progress?: Progress },
+    failure: { reason: ExecutionReasonCode; retryable: boolean; error: unknown; progress?: Progress; retryAfterMs?: number },
   ): Promise<RunAnswer> {
     const message = errorMessage(failure.error);
     const event: LifecycleEvent = { type: "attempt_failure", attempt, retryable: failure.retryable, reason: failure.reason };
@@ -318,7 +322,8 @@ export class RunService {
         };
         const progress = failure.progress ? { progress: failure.progress } : {};
         if (t.to.status === "queued") {
-          const dueAt = now + policy.retryDelaySeconds * 1000;
+          // The handler's own delay (an upstream's Retry-After) where it gave one.
+          const dueAt = now + retryDelayMs(policy, failure.retryAfterMs);
           return {
             ...progress,
             diagnostics,

@@ -51,7 +51,16 @@ export type HeartbeatReply = { ok: true } | { ok: false; refusal: TrackerRefusal
 /** An attempt's end, as the consumer reports it. */
 export type AttemptReport =
   | { kind: "result"; attempt: number; outcome: FinalOutcome; message?: string; progress?: Progress }
-  | { kind: "failure"; attempt: number; reason: ExecutionReasonCode; retryable: boolean; message: string; progress?: Progress };
+  | {
+      kind: "failure";
+      attempt: number;
+      reason: ExecutionReasonCode;
+      retryable: boolean;
+      message: string;
+      progress?: Progress;
+      /** The handler's delay for the next attempt (ms, `RetryableError.retryAfterMs`); absent: the policy's. */
+      retryAfterMs?: number;
+    };
 
 /**
  * `ok`: the tracker holds the report (stored before answering) and the message

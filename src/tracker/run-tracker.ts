@@ -364,6 +364,7 @@ export class RunTracker extends DurableObject<Env> {
       retryable: p.retryable,
       error: p.message,
       ...(p.progress !== undefined ? { progress: p.progress } : {}),
+      ...(p.retryAfterMs !== undefined ? { retryAfterMs: p.retryAfterMs } : {}),
     });
   }
 

@@ -36,6 +36,8 @@ export type PendingReport =
       retryable: boolean;
       message: string;
       progress?: Progress;
+      /** Optional, so a state stored before it existed reads as "the policy's delay" (no version bump). */
+      retryAfterMs?: number;
       storedAt: number;
     };
 

@@ -5,6 +5,7 @@
  * its work; its result is recorded as run.late_result_discarded and changes
  * nothing else.
  */
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Progress } from "../../src/lifecycle";
 import { runAttempt, startHeartbeats } from "../../src/queue/attempt";
@@ -196,6 +197,7 @@ describe("a zombie attempt still running", () => {
       },
       ticket,
       beats,
+      env,
     );
     beats.stop();
 

@@ -11,12 +11,13 @@
  */
 import { randomBytes } from "node:crypto";
 import { DEFAULT_SETTINGS, explainReason, type DisplayStateKind, type ReasonCode } from "../../../src/lifecycle";
-import { demoWork } from "../../../src/operations/demo-work";
+import { registeredPolicy } from "../../../scripts/lib/registry";
 import type { Diagnostics, RunRow } from "../../../src/runs/records";
 import { hashToken, sqlString } from "../../../scripts/lib/seed";
 
 export const DEMO = "demo.work";
-export const POLICY = demoWork.policy;
+// Read from the Worker's registry without importing Worker code (scripts/lib/registry.ts).
+export const POLICY = await registeredPolicy("demo.work");
 /** Silent this long, a running demo.work run shows as stale (heartbeat timeout + D1 flush interval). */
 export const STALE_AFTER_MS = POLICY.heartbeatTimeoutMs + DEFAULT_SETTINGS.heartbeatFlushIntervalMs;
 
