@@ -1,0 +1,87 @@
+/**
+ * Accepting a run through the API, shared by `POST /runs` and
+ * `POST /runs/{id}/retry` (src/api/run-actions.ts), so both answer the same
+ * way: the same Idempotency-Key rules, 422 for an unknown type or an input the
+ * type refuses, 503 while the type's timing contract is violated (contract
+ * section 5), 202 with `Location` once the run's tracker holds it, 200 for an
+ * idempotent replay, 409 for a key reused with another request, and 503 with
+ * `Retry-After` when the tracker could not take it.
+ */
+import type { Context } from "hono";
+import { describeViolation, violationsFor } from "../lifecycle";
+import { getOperation, operationTypes } from "../operations";
+import { enqueueRun } from "../queue/producer";
+import { runServiceFor } from "../run-service";
+import type { ApiEnv } from "./auth";
+import { problems } from "./problem";
+import { runsJson } from "./serialize";
+
+/** RFC-style opaque key: 1–255 visible ASCII characters. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** The request's Idempotency-Key, or null without one. Throws a 400 problem for a malformed key. */
+export function idempotencyKeyOf(c: Context<ApiEnv>): string | null {
+  const key = c.req.header("idempotency-key");
+  if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+    throw problems.badRequest("Idempotency-Key must be 1–255 visible ASCII characters.", [{ path: "Idempotency-Key", message: "invalid" }]);
+  }
+  return key ?? null;
+}
+
+/**
+ * The type and its validated input, ready to create a run. Throws a 422 problem
+ * for an unknown type or an input that fails its schema (field paths under
+ * `input`), and a 503 while the type's timing contract is violated.
+ */
+export function checkedRunRequest(c: Context<ApiEnv>, type: string, input: unknown): { type: string; input: unknown } {
+  const op = getOperation(type);
+  if (!op) {
+    throw problems.validation(`Unknown operation type "${type}".`, [{ path: "type", message: `must be one of: ${operationTypes().join(", ")}` }]);
+  }
+  const prepared = op.prepare(input);
+  if (!prepared.ok) {
+    throw problems.validation(
+      `The input is not valid for ${op.type}.`,
+      // The registry names the input itself "(root)"; to the client that field is `input`.
+      prepared.issues.map((i) => ({ path: i.path === "(root)" ? "input" : `input.${i.path}`, message: i.message })),
+    );
+  }
+  // A violated contract refuses new work of the type it concerns (contract section 5):
+  // accepting it would promise a time bound the deployment cannot keep.
+  const violated = violationsFor(c.get("contract")(), op.type);
+  if (violated.length > 0) {
+    throw problems.timingContractViolated(
+      op.type,
+      violated.map((v) => ({ rule: v.rule, description: describeViolation(v) })),
+    );
+  }
+  return { type: op.type, input: prepared.input };
+}
+
+/**
+ * Create the run (or find the idempotent replay's) and hand it to its tracker;
+ * the answer as described above. `retryOf`: the original run a retry re-drives.
+ */
+export async function acceptRun(
+  c: Context<ApiEnv>,
+  req: { type: string; input: unknown; idempotencyKey: string | null; retryOf?: string },
+): Promise<Response> {
+  const principal = c.get("principal");
+  const { answer, tracked } = await enqueueRun(c.env, runServiceFor(c.env.DB), {
+    workspaceId: principal.workspaceId,
+    type: req.type,
+    input: req.input,
+    idempotencyKey: req.idempotencyKey,
+    // The actor as people read it: the token's name (its id is the run's audit metadata's business).
+    initiator: `api-token:${principal.tokenName}`,
+    actorId: principal.tokenId,
+    ...(req.retryOf !== undefined ? { retryOf: req.retryOf } : {}),
+  });
+  if (!answer.ok) throw problems.idempotencyConflict(answer.conflict.id);
+  c.header("Location", `/api/v1/runs/${answer.run.id}`);
+  // Recorded but nobody holds it to dispatch: not accepted (no 202). A replay with
+  // the same Idempotency-Key hands it over again; otherwise the sweep adopts it.
+  if (!tracked) throw problems.notScheduled(answer.run.id);
+  const [run] = await runsJson(c.env.DB, principal.workspaceId, [answer.run], Date.now());
+  return c.json({ run }, answer.created ? 202 : 200);
+}
