@@ -41,7 +41,7 @@ export const runNotTerminal = (runId: string, status: string) =>
     "run-not-terminal",
     "Run not terminal",
     `Run ${runId} is ${status}; only a completed run can be retried as a new run. Wait for it to end, or cancel it first.`,
-    { runId, status },
+    { runId, runStatus: status },
   );
 
 /**
