@@ -8,12 +8,11 @@
  * `Retry-After` when the tracker could not take it.
  */
 import type { Context } from "hono";
-import { describeViolation, violationsFor } from "../lifecycle";
-import { getOperation, operationTypes } from "../operations";
 import { enqueueRun } from "../queue/producer";
+import type { RunRequestCheck } from "../run-request";
 import { runServiceFor } from "../run-service";
 import type { ApiEnv } from "./auth";
-import { problems } from "./problem";
+import { ApiProblem, problems } from "./problem";
 import { runsJson } from "./serialize";
 
 /** RFC-style opaque key: 1–255 visible ASCII characters. */
@@ -29,33 +28,23 @@ export function idempotencyKeyOf(c: Context<ApiEnv>): string | null {
 }
 
 /**
- * The type and its validated input, ready to create a run. Throws a 422 problem
- * for an unknown type or an input that fails its schema (field paths under
- * `input`), and a 503 while the type's timing contract is violated.
+ * The problem+json of a refused run request: 422 for an unknown type or an
+ * input that fails its schema (field paths under `input`), 503 while the type's
+ * timing contract is violated.
  */
-export function checkedRunRequest(c: Context<ApiEnv>, type: string, input: unknown): { type: string; input: unknown } {
-  const op = getOperation(type);
-  if (!op) {
-    throw problems.validation(`Unknown operation type "${type}".`, [{ path: "type", message: `must be one of: ${operationTypes().join(", ")}` }]);
+export function requestProblem(check: Exclude<RunRequestCheck, { ok: true }>): ApiProblem {
+  switch (check.refusal) {
+    case "unknown_type":
+      return problems.validation(`Unknown operation type "${check.type}".`, [{ path: "type", message: `must be one of: ${check.known.join(", ")}` }]);
+    case "invalid_input":
+      return problems.validation(
+        `The input is not valid for ${check.type}.`,
+        // The registry names the input itself "(root)"; to the client that field is `input`.
+        check.issues.map((i) => ({ path: i.path === "(root)" ? "input" : `input.${i.path}`, message: i.message })),
+      );
+    case "contract_violated":
+      return problems.timingContractViolated(check.type, check.violations);
   }
-  const prepared = op.prepare(input);
-  if (!prepared.ok) {
-    throw problems.validation(
-      `The input is not valid for ${op.type}.`,
-      // The registry names the input itself "(root)"; to the client that field is `input`.
-      prepared.issues.map((i) => ({ path: i.path === "(root)" ? "input" : `input.${i.path}`, message: i.message })),
-    );
-  }
-  // A violated contract refuses new work of the type it concerns (contract section 5):
-  // accepting it would promise a time bound the deployment cannot keep.
-  const violated = violationsFor(c.get("contract")(), op.type);
-  if (violated.length > 0) {
-    throw problems.timingContractViolated(
-      op.type,
-      violated.map((v) => ({ rule: v.rule, description: describeViolation(v) })),
-    );
-  }
-  return { type: op.type, input: prepared.input };
 }
 
 /**

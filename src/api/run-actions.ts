@@ -9,11 +9,8 @@
  * original is not changed (terminal is forever); its JSON lists the new run in
  * `retriedBy`, and it gets a `run.retried` audit event naming it.
  *
- * Only a terminal run may be retried (409 `run-not-terminal` otherwise): a
- * second run beside a live one would do the same work twice at once, and the
- * live run may still succeed. Cancel it first, or wait. Retrying a run
- * that succeeded is allowed, as in Temporal's reset or Workflows' restart: the
- * operator may want the work done again.
+ * Only a terminal run may be retried (409 `run-not-terminal` otherwise); a
+ * run that succeeded may be (src/run-request.ts, `checkRetry`, says why).
  *
  * Authorization: the API token's workspace; another workspace's run is a 404.
  * API tokens carry no role (roles are the admin's), so every token may act.
@@ -22,7 +19,8 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { runServiceFor } from "../run-service";
-import { acceptRun, checkedRunRequest, idempotencyKeyOf } from "./accept";
+import { checkRetry } from "../run-request";
+import { acceptRun, idempotencyKeyOf, requestProblem } from "./accept";
 import { requireApiToken, type ApiEnv } from "./auth";
 import { ApiProblem, problems } from "./problem";
 
@@ -93,10 +91,8 @@ runActionsApi.post(
     const original = await runServiceFor(c.env.DB).get(workspaceId, c.req.param("id"));
     // Another workspace's run is indistinguishable from a missing one.
     if (!original) throw problems.notFound("run");
-    if (original.status !== "completed") throw runNotTerminal(original.id, original.status);
-    // The input is checked against the type as registered now: a type removed by a deploy, or a
-    // schema that no longer takes the input, is a 422 here rather than a run that fails at once.
-    const checked = checkedRunRequest(c, original.type, original.input);
-    return acceptRun(c, { ...checked, idempotencyKey: key, retryOf: original.id });
+    const checked = checkRetry(original, c.get("contract")());
+    if (!checked.ok) throw checked.refusal === "not_terminal" ? runNotTerminal(original.id, checked.status) : requestProblem(checked);
+    return acceptRun(c, { type: checked.type, input: checked.input, idempotencyKey: key, retryOf: original.id });
   },
 );

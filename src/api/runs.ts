@@ -7,7 +7,8 @@ import { DEFAULT_SETTINGS, DISPLAY_STATES, RUN_STATUSES } from "../lifecycle";
 import { registeredPolicies } from "../operations";
 import { displayStateCondition, listRuns, runTimeline } from "../runs";
 import { runServiceFor } from "../run-service";
-import { acceptRun, checkedRunRequest, idempotencyKeyOf } from "./accept";
+import { checkRunRequest } from "../run-request";
+import { acceptRun, idempotencyKeyOf, requestProblem } from "./accept";
 import { requireApiToken, type ApiEnv } from "./auth";
 import { log } from "../log";
 import { ApiProblem, problems } from "./problem";
@@ -113,7 +114,9 @@ runsApi.post(
     }
     const body = createBody.safeParse(raw);
     if (!body.success) throw problems.validation("The request body is not a run request.", zodErrors(body.error));
-    return acceptRun(c, { ...checkedRunRequest(c, body.data.type, body.data.input), idempotencyKey: key });
+    const checked = checkRunRequest(body.data.type, body.data.input, c.get("contract")());
+    if (!checked.ok) throw requestProblem(checked);
+    return acceptRun(c, { type: checked.type, input: checked.input, idempotencyKey: key });
   },
 );
 
