@@ -10,7 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { DEFAULT_SETTINGS } from "../lifecycle";
 import { getOperation, operationTypes } from "../operations";
-import { ACTOR_KINDS, getAuditEvent, listAuditEvents, runTimeline } from "../runs";
+import { ACTOR_KINDS, getAuditEvent, listAuditEvents, retriesOf, runTimeline } from "../runs";
 import { runtimeContract } from "../contract-runtime";
 import { runServiceFor } from "../run-service";
 import { log } from "../log";
@@ -21,6 +21,7 @@ import { endSession, startSession } from "./auth/session";
 import { AdminHttpError, requireCapability, requireViewer, selectWorkspace, type AdminDeps, type AdminEnv } from "./auth/viewer";
 import { DISPLAY_FILTERS, operationsPage } from "./queries";
 import { createSettings } from "./settings/routes";
+import { canActOnRuns, createRunActions } from "./run-actions";
 import { adminSecureHeaders } from "./security";
 import { AuditView, EventDetail, type AuditQuery } from "./views/audit";
 import { Layout } from "./views/layout";
@@ -156,6 +157,7 @@ export function createAdmin(deps: AdminDeps = {}) {
   const devSignIn = (c: Context<AdminEnv>) => authMode(c.env).kind === "dev";
 
   admin.get("/", (c) => c.redirect("/admin/operations", 302));
+  admin.route("/operations", createRunActions());
 
   admin.post("/workspace", async (c) => {
     const form = await c.req.parseBody();
@@ -229,11 +231,14 @@ export function createAdmin(deps: AdminDeps = {}) {
   admin.get("/operations/:id", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
     const run = await loadRun(c);
-    const events = await runTimeline(c.env.DB, run.workspaceId, run.id);
+    const [events, retries] = await Promise.all([
+      runTimeline(c.env.DB, run.workspaceId, run.id),
+      retriesOf(c.env.DB, run.workspaceId, [run.id]),
+    ]);
     const viewer = c.get("viewer");
     return c.html(
       <Layout title={`Run ${run.id}`} viewer={viewer} active="operations" devSignIn={devSignIn(c)}>
-        <RunView run={run} events={events} now={now} showDiagnostics={showDiagnostics(c)} />
+        <RunView run={run} events={events} now={now} showDiagnostics={showDiagnostics(c)} canAct={canActOnRuns(c)} retriedBy={retries.get(run.id) ?? []} />
       </Layout>,
     );
   });
@@ -244,7 +249,7 @@ export function createAdmin(deps: AdminDeps = {}) {
     const events = await runTimeline(c.env.DB, run.workspaceId, run.id);
     return c.html(
       <>
-        <RunSummary run={run} now={now} showDiagnostics={showDiagnostics(c)} />
+        <RunSummary run={run} now={now} showDiagnostics={showDiagnostics(c)} canAct={canActOnRuns(c)} />
         <Timeline events={events} now={now} />
         <RunPoller run={run} />
       </>,

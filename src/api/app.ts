@@ -7,6 +7,7 @@ import { log } from "../log";
 import type { ApiEnv } from "./auth";
 import { policiesApi } from "./policies";
 import { ApiProblem, problemResponse, problems } from "./problem";
+import { runActionsApi } from "./run-actions";
 import { runsApi } from "./runs";
 
 export interface ApiDeps {
@@ -33,6 +34,8 @@ export function createApi(deps: ApiDeps = { contract: runtimeContract }): Hono<A
     await next();
   });
   api.route("/runs", runsApi);
+  // After runsApi: its token check, registered first, runs first on these paths too.
+  api.route("/runs", runActionsApi);
   api.route("/policies", policiesApi);
 
   api.notFound((c) => problemResponse(problems.notFound("route"), new URL(c.req.url).pathname));

@@ -26,6 +26,8 @@ export type ApiEnv = { Bindings: Env; Variables: { principal: ApiPrincipal; cont
 const BEARER = /^Bearer\s+([A-Za-z0-9._~+/=-]{8,512})$/i;
 
 export const requireApiToken = createMiddleware<ApiEnv>(async (c, next) => {
+  // Already authenticated by a router mounted at the same path (e.g. /runs and the run actions): one lookup per request.
+  if (c.get("principal")) return next();
   const match = BEARER.exec(c.req.header("authorization") ?? "");
   if (!match?.[1]) throw problems.unauthorized();
   const hash = await sha256Hex(match[1]);

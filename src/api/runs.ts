@@ -3,16 +3,16 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
-import { DEFAULT_SETTINGS, describeViolation, DISPLAY_STATES, RUN_STATUSES, violationsFor } from "../lifecycle";
-import { getOperation, operationTypes, registeredPolicies } from "../operations";
+import { DEFAULT_SETTINGS, DISPLAY_STATES, RUN_STATUSES } from "../lifecycle";
+import { registeredPolicies } from "../operations";
 import { displayStateCondition, listRuns, runTimeline } from "../runs";
-import { enqueueRun } from "../queue/producer";
 import { runServiceFor } from "../run-service";
+import { checkRunRequest } from "../run-request";
+import { acceptRun, idempotencyKeyOf, requestProblem } from "./accept";
 import { requireApiToken, type ApiEnv } from "./auth";
 import { log } from "../log";
 import { ApiProblem, problems } from "./problem";
-import { requireRunCreationAllowed } from "./rate-limit";
-import { eventJson, runJson } from "./serialize";
+import { eventJson, runsJson } from "./serialize";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -38,8 +38,6 @@ const listQuery = z
     cursor: z.string().max(200).optional(),
   })
   .strict();
-
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 function zodErrors(error: z.ZodError) {
   return error.issues.map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }));
@@ -101,12 +99,7 @@ runsApi.post(
   async (c) => {
     const contentType = c.req.header("content-type");
     if (contentType && !/^application\/(.+\+)?json\b/i.test(contentType)) throw problems.unsupportedMediaType();
-    const key = c.req.header("idempotency-key");
-    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
-      throw problems.badRequest("Idempotency-Key must be 1–255 visible ASCII characters.", [
-        { path: "Idempotency-Key", message: "invalid" },
-      ]);
-    }
+    const key = idempotencyKeyOf(c);
     let text: string;
     try {
       text = await c.req.text();
@@ -121,49 +114,9 @@ runsApi.post(
     }
     const body = createBody.safeParse(raw);
     if (!body.success) throw problems.validation("The request body is not a run request.", zodErrors(body.error));
-    const op = getOperation(body.data.type);
-    if (!op) {
-      throw problems.validation(`Unknown operation type "${body.data.type}".`, [
-        // Production may register none (demo.work exists only in local builds): say so rather than list nothing.
-        { path: "type", message: operationTypes().length > 0 ? `must be one of: ${operationTypes().join(", ")}` : "no operation type is registered in this deployment" },
-      ]);
-    }
-    const prepared = op.prepare(body.data.input);
-    if (!prepared.ok) {
-      throw problems.validation(
-        `The input is not valid for ${op.type}.`,
-        // The registry names the input itself "(root)"; to the client that field is `input`.
-        prepared.issues.map((i) => ({ path: i.path === "(root)" ? "input" : `input.${i.path}`, message: i.message })),
-      );
-    }
-    // A violated contract refuses new work of the type it concerns (contract section 5):
-    // accepting it would promise a time bound the deployment cannot keep.
-    const violated = violationsFor(c.get("contract")(), op.type);
-    if (violated.length > 0) {
-      throw problems.timingContractViolated(
-        op.type,
-        violated.map((v) => ({ rule: v.rule, description: describeViolation(v) })),
-      );
-    }
-    const principal = c.get("principal");
-    const service = runServiceFor(c.env.DB);
-    // Last before the write: a request refused above spends none of the workspace's allowance.
-    await requireRunCreationAllowed(c.env.RUN_CREATION_LIMITER, service, principal.workspaceId, key ?? null);
-    const { answer, tracked } = await enqueueRun(c.env, service, {
-      workspaceId: principal.workspaceId,
-      type: op.type,
-      input: prepared.input,
-      idempotencyKey: key ?? null,
-      // The actor as people read it: the token's name (its id is the run's audit metadata's business).
-      initiator: `api-token:${principal.tokenName}`,
-      actorId: principal.tokenId,
-    });
-    if (!answer.ok) throw problems.idempotencyConflict(answer.conflict.id);
-    c.header("Location", `/api/v1/runs/${answer.run.id}`);
-    // Recorded but nobody holds it to dispatch: not accepted (no 202). A replay with
-    // the same Idempotency-Key hands it over again; otherwise the sweep adopts it.
-    if (!tracked) throw problems.notScheduled(answer.run.id);
-    return c.json({ run: runJson(answer.run, Date.now()) }, answer.created ? 202 : 200);
+    const checked = checkRunRequest(body.data.type, body.data.input, c.get("contract")());
+    if (!checked.ok) throw requestProblem(checked);
+    return acceptRun(c, { type: checked.type, input: checked.input, idempotencyKey: key });
   },
 );
 
@@ -171,7 +124,8 @@ runsApi.get("/:id", async (c) => {
   const run = await runServiceFor(c.env.DB).get(c.get("principal").workspaceId, c.req.param("id"));
   // Another workspace's run is indistinguishable from a missing one.
   if (!run) throw problems.notFound("run");
-  return c.json({ run: runJson(run, Date.now()) });
+  const [json] = await runsJson(c.env.DB, run.workspaceId, [run], Date.now());
+  return c.json({ run: json });
 });
 
 /**
@@ -200,7 +154,7 @@ runsApi.get("/", async (c) => {
     ...(display ? { where: displayStateCondition(display, registeredPolicies(), DEFAULT_SETTINGS, now) } : {}),
   });
   return c.json({
-    runs: page.runs.map((r) => runJson(r, now)),
+    runs: await runsJson(c.env.DB, c.get("principal").workspaceId, page.runs, now),
     nextCursor: page.nextCursor ? encodeCursor(page.nextCursor) : null,
   });
 });

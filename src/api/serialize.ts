@@ -1,11 +1,15 @@
 import { reasonFamily } from "../lifecycle";
 import { displayStateOf } from "../run-service";
-import type { AuditEvent, RunRecord } from "../runs";
+import { retriesOf, type AuditEvent, type RunRecord } from "../runs";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-/** The run as the API shows it (contract field names, times in ISO 8601). */
-export function runJson(run: RunRecord, now: number) {
+/**
+ * The run as the API shows it (contract field names, times in ISO 8601).
+ * `retriedBy`: the ids of the runs that retry it, newest first (`retriesOf`;
+ * `runsJson` reads them for you).
+ */
+export function runJson(run: RunRecord, now: number, retriedBy: readonly string[]) {
   const display = displayStateOf(run, now);
   return {
     id: run.id,
@@ -36,7 +40,18 @@ export function runJson(run: RunRecord, now: number) {
             nextAttemptAt: iso(display.retry.dueAt),
           }
         : null,
+    // Contract section 1 and 7: what the handler returned (null until it succeeds), and the
+    // links between a run and its retries (each is a new run; the original never changes).
+    output: run.output,
+    retryOf: run.retryOf,
+    retriedBy: [...retriedBy],
   };
+}
+
+/** `runJson` of each run, with their retries read in one query. */
+export async function runsJson(db: D1Database, workspaceId: string, runs: readonly RunRecord[], now: number) {
+  const retries = await retriesOf(db, workspaceId, runs.map((r) => r.id));
+  return runs.map((r) => runJson(r, now, retries.get(r.id) ?? []));
 }
 
 /** One audit event of a run's history, as the API shows it. */

@@ -102,6 +102,10 @@ export const operationRuns = sqliteTable(
     idempotencyKey: text("idempotency_key"),
     initiator: text("initiator").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    /** The run this one re-drives (contract section 7: retry as a new run); NULL otherwise. */
+    retryOf: text("retry_of"),
+    /** JSON the handler returned on success or partial success (at most MAX_OUTPUT_BYTES); NULL otherwise. */
+    output: text("output"),
   },
   (t) => [
     check("operation_runs_status_ck", sql`${t.status} IN ('queued', 'running', 'completed')`),
@@ -130,6 +134,8 @@ export const operationRuns = sqliteTable(
     // Retention: terminal runs by completion time.
     index("operation_runs_completed_idx").on(t.completedAt).where(sql`${t.status} = 'completed'`),
     uniqueIndex("operation_runs_idempotency_uq").on(t.workspaceId, t.idempotencyKey),
+    // A run's retries ("retried by" on its page and JSON): partial, so only retries are indexed.
+    index("operation_runs_retry_of_idx").on(t.retryOf, t.id).where(sql`${t.retryOf} IS NOT NULL`),
   ],
 );
 

@@ -22,6 +22,8 @@ export const RUN_AUDIT_ACTIONS = [
   "run.redispatched",
   "run.reconciled",
   "run.late_result_discarded",
+  /** Written on the original when an operator retries it as a new run (contract section 7). */
+  "run.retried",
 ] as const;
 export type RunAuditAction = (typeof RUN_AUDIT_ACTIONS)[number];
 

@@ -47,7 +47,7 @@ export interface Transition {
   from: RunState;
   to: RunState;
   /** The audit event the winning write emits; `null` for heartbeats. */
-  action: Exclude<RunAuditAction, "run.queued" | "run.late_result_discarded"> | null;
+  action: Exclude<RunAuditAction, "run.queued" | "run.late_result_discarded" | "run.retried"> | null;
   /** A claim that fenced off a live older attempt. */
   takeover: boolean;
 }

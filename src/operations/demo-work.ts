@@ -106,8 +106,10 @@ export const demoWork = defineOperation({
         outcome: "partially_succeeded",
         message: `${progress.failed} of ${progress.total} items failed (simulated).`,
         progress,
+        output: { items: progress.succeeded },
       };
     }
-    return { outcome: "succeeded", progress };
+    // A small output, so the demo shows one: how many items were done.
+    return { outcome: "succeeded", progress, output: { items: progress.succeeded } };
   },
 });

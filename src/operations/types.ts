@@ -26,7 +26,17 @@ export interface OperationResult {
   /** Operator-safe sentence, shown for failed and partially succeeded runs. */
   message?: string;
   progress?: Progress;
-  /** What the run produced (JSON), e.g. where an export was written: the run's `output` (contract section 1). */
+  /**
+   * What the run produced, for the application that started it (a count, a
+   * download URL, an id): any value `JSON.stringify` can serialise, at most
+   * MAX_OUTPUT_BYTES (64 KiB) as JSON. Stored with a `succeeded` or
+   * `partially_succeeded` outcome and ignored with `failed`. A value JSON
+   * cannot hold (a BigInt, a cycle) or one over the limit fails the attempt
+   * with `handler.error`, not retried: the same code would return it again.
+   * Typed `unknown` rather than a JSON type so a handler can return its own
+   * interfaces; the check is made when the attempt ends. Everyone who can
+   * read the run sees it (API and admin): return no secrets in it.
+   */
   output?: unknown;
 }
 

@@ -10,7 +10,7 @@
  * already claimed (or an older one) and starts nothing.
  */
 import { errorMessage } from "../lifecycle";
-import { getOperation, policyFor, type PreparedInput } from "../operations";
+import { getOperation, policyFor, serializeOutput, type PreparedInput } from "../operations";
 import { trackerFor, type AttemptReport, type ClaimAnswer, type ReportAnswer } from "../tracker";
 import { log } from "../log";
 import { runAttempt, startHeartbeats } from "./attempt";
@@ -141,14 +141,20 @@ async function attemptReport(
   }
   const end = await run(prepared);
   switch (end.kind) {
-    case "result":
+    case "result": {
+      // Output is kept only with a success (contract section 1); one JSON cannot hold, or over
+      // the cap, is the handler's bug and would come back the same on a retry: not retryable.
+      const output = end.result.outcome === "failed" ? ({ ok: true, json: undefined } as const) : serializeOutput(end.result.output);
+      if (!output.ok) return failure("handler.error", false, output.message);
       return {
         kind: "result",
         attempt,
         outcome: end.result.outcome,
         ...(end.result.message !== undefined ? { message: end.result.message } : {}),
         ...(end.result.progress !== undefined ? { progress: end.result.progress } : {}),
+        ...(output.json !== undefined ? { outputJson: output.json } : {}),
       };
+    }
     case "timeout":
       // Retryable, as in Temporal and BullMQ: a hung dependency may answer next time.
       return failure("attempt.timeout", true, `The attempt exceeded its timeout of ${end.timeoutMs} ms.`);

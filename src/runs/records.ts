@@ -60,11 +60,15 @@ export interface RunRecord {
   idempotencyKey: string | null;
   initiator: string;
   updatedAt: number;
+  /** The run this one re-drives (contract section 7); `null` otherwise. */
+  retryOf: string | null;
+  /** What the handler returned on success or partial success (contract section 1); `null` otherwise. */
+  output: JsonValue;
 }
 
 /** Every column of `operation_runs`, in table order: the select list of every run query. */
 export const RUN_COLUMNS =
-  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at";
+  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at, retry_of, output";
 
 /** A row of `operation_runs` as D1 returns it (snake_case columns). */
 export interface RunRow {
@@ -89,6 +93,8 @@ export interface RunRow {
   idempotency_key: string | null;
   initiator: string;
   updated_at: number;
+  retry_of: string | null;
+  output: string | null;
 }
 
 function parseJson(text: string): JsonValue {
@@ -138,6 +144,8 @@ export function rowToRecord(row: RunRow): RunRecord {
     idempotencyKey: row.idempotency_key,
     initiator: row.initiator,
     updatedAt: row.updated_at,
+    retryOf: row.retry_of,
+    output: row.output === null ? null : parseJson(row.output),
   };
 }
 

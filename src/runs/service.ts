@@ -50,6 +50,13 @@ export interface CreateRunInput {
   initiator: Actor;
   /** The initiator's id (a user or token id), kept in the `run.queued` event's metadata; the actor names it. */
   actorId?: string;
+  /**
+   * Retry as a new run (contract section 7): the original's id, a run of the
+   * same workspace (the caller has read it there). The original
+   * gets a `run.retried` event naming the new run, in the same batch as the
+   * insert, so it exists exactly when the new run does.
+   */
+  retryOf?: string | null;
 }
 
 export type CreateAnswer =
@@ -77,6 +84,8 @@ export class ContentionError extends Error {
 
 interface Patch {
   progress?: Progress;
+  /** The handler's output as JSON text (already size-checked); written once, on the result. */
+  output?: string | null;
   failureMessage?: string | null;
   diagnostics: Diagnostics;
   lastHeartbeatAt?: number;
@@ -156,7 +165,7 @@ export class RunService {
     const [inserted] = await this.db.batch([
       this.db
         .prepare(
-          `INSERT INTO operation_runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, NULL, ?, NULL, ?, ?, ?)
+          `INSERT INTO operation_runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, NULL, ?, NULL, ?, ?, ?, ?, NULL)
            ON CONFLICT (workspace_id, idempotency_key) DO NOTHING`,
         )
         .bind(
@@ -175,6 +184,7 @@ export class RunService {
           req.idempotencyKey ?? null,
           req.initiator,
           now,
+          req.retryOf ?? null,
         ),
       insertAuditEventIfWon(this.db, {
         workspaceId: req.workspaceId,
@@ -187,9 +197,12 @@ export class RunService {
           maxAttempts: state.maxAttempts,
           idempotencyKey: req.idempotencyKey ?? null,
           ...(req.actorId !== undefined ? { actorId: req.actorId } : {}),
+          ...(req.retryOf ? { retryOf: req.retryOf } : {}),
         },
         createdAt: now,
       }),
+      // Guarded by the run.queued insert just before it: one row exactly when the run was inserted.
+      ...(req.retryOf ? [retriedEvent(this.db, { ...req, retryOf: req.retryOf }, id, now)] : []),
     ]);
     if ((inserted?.meta.changes ?? 0) === 1) {
       const run = await this.getById(id);
@@ -198,7 +211,8 @@ export class RunService {
     }
     const run = await this.getByIdempotencyKey(req.workspaceId, req.idempotencyKey ?? null);
     if (!run) throw new Error("idempotent create: no insert and no existing run");
-    const same = run.type === req.type && stableJson(run.input) === stableJson(req.input ?? null);
+    const same =
+      run.type === req.type && stableJson(run.input) === stableJson(req.input ?? null) && run.retryOf === (req.retryOf ?? null);
     return same ? { ok: true, run, created: false } : { ok: false, conflict: run };
   }
 
@@ -274,7 +288,16 @@ export class RunService {
   }
 
   /** Attempt `attempt` returned a result. A late one is recorded as `run.late_result_discarded`. */
-  complete(runId: string, attempt: number, result: { outcome: FinalOutcome; message?: string; progress?: Progress }): Promise<RunAnswer> {
+  /**
+   * `outputJson`: the handler's output as JSON text, checked against
+   * MAX_OUTPUT_BYTES by the caller; stored only for `succeeded` and
+   * `partially_succeeded` (contract section 1: `NULL` otherwise).
+   */
+  complete(
+    runId: string,
+    attempt: number,
+    result: { outcome: FinalOutcome; message?: string; progress?: Progress; outputJson?: string },
+  ): Promise<RunAnswer> {
     const event: LifecycleEvent = { type: "result", attempt, outcome: result.outcome };
     return this.apply(
       runId,
@@ -284,6 +307,7 @@ export class RunService {
         const message = result.message ? sanitizeMessage(result.message) : null;
         return {
           progress: result.progress,
+          output: result.outcome === "failed" ? null : (result.outputJson ?? null),
           // A failed run always carries an operator sentence: the handler's, or the reason's own.
           failureMessage:
             result.outcome === "succeeded" ? null : (message ?? (result.outcome === "failed" ? explainReason("handler.failed").whatHappened : null)),
@@ -527,7 +551,8 @@ export class RunService {
             `UPDATE operation_runs
                 SET status = ?, outcome = ?, attempt = ?, reason_code = ?, reconciled_by = ?,
                     failure_message = ?, diagnostics = ?, progress = ?, deadline_at = ?,
-                    started_at = ?, completed_at = ?, last_heartbeat_at = ?, updated_at = ?
+                    started_at = ?, completed_at = ?, last_heartbeat_at = ?, updated_at = ?,
+                    output = COALESCE(?, output)
               WHERE id = ? AND status = ? AND attempt = ? AND (? = 0 OR deadline_at IS ?)
           RETURNING ${RUN_COLUMNS}`,
           )
@@ -545,6 +570,7 @@ export class RunService {
             p.completedAt ?? run.completedAt,
             p.lastHeartbeatAt ?? run.lastHeartbeatAt,
             now,
+            p.output ?? null,
             run.id,
             run.status,
             run.attempt,
@@ -567,6 +593,22 @@ export class RunService {
     }
     throw new ContentionError(`run ${runId}: no decision after ${MAX_CAS_ROUNDS} rounds`);
   }
+}
+
+/**
+ * The `run.retried` event on the original run, naming the new one. Only if the
+ * statement before it (the new run's guarded `run.queued` insert) wrote a row.
+ */
+function retriedEvent(db: D1Database, req: CreateRunInput & { retryOf: string }, newRunId: string, now: number): D1PreparedStatement {
+  return insertAuditEventIfWon(db, {
+    workspaceId: req.workspaceId,
+    actor: req.initiator,
+    action: "run.retried",
+    subjectType: "run",
+    subjectId: req.retryOf,
+    metadata: { retryRunId: newRunId, ...(req.actorId !== undefined ? { actorId: req.actorId } : {}) },
+    createdAt: now,
+  });
 }
 
 /** At most this many infrastructure errors are kept on a run (the latest). */

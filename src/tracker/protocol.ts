@@ -48,9 +48,13 @@ export type ClaimAnswer = { ok: true; run: RunTicket } | { ok: false; refusal: T
 
 export type HeartbeatReply = { ok: true } | { ok: false; refusal: TrackerRefusal };
 
-/** An attempt's end, as the consumer reports it. */
+/**
+ * An attempt's end, as the consumer reports it. `outputJson`: the handler's
+ * output as JSON text (at most MAX_OUTPUT_BYTES; text, like `inputJson`, so
+ * the RPC types stay shallow).
+ */
 export type AttemptReport =
-  | { kind: "result"; attempt: number; outcome: FinalOutcome; message?: string; progress?: Progress }
+  | { kind: "result"; attempt: number; outcome: FinalOutcome; message?: string; progress?: Progress; outputJson?: string }
   | {
       kind: "failure";
       attempt: number;

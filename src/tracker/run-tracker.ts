@@ -22,7 +22,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { DEFAULT_SETTINGS, errorMessage, type LifecyclePolicy, type Progress } from "../lifecycle";
-import { policyFor } from "../operations";
+import { checkOutputJson, policyFor } from "../operations";
 import type { InfrastructureError, RunAnswer, RunRecord, RunService } from "../runs";
 import { log } from "../log";
 import { runServiceFor } from "../run-service";
@@ -55,6 +55,15 @@ import type {
 } from "./protocol";
 
 const STATE_KEY = "state";
+
+/** A result whose output is over MAX_OUTPUT_BYTES becomes the attempt's non-retryable `handler.error`. */
+function withinOutputCap(report: AttemptReport): AttemptReport {
+  if (report.kind !== "result" || report.outputJson === undefined) return report;
+  const check = checkOutputJson(report.outputJson);
+  if (check.ok) return report;
+  const { attempt, progress } = report;
+  return { kind: "failure", attempt, reason: "handler.error", retryable: false, message: check.message, ...(progress ? { progress } : {}) };
+}
 
 export class RunTracker extends DurableObject<Env> {
   private state: TrackerState | null | undefined;
@@ -320,7 +329,9 @@ export class RunTracker extends DurableObject<Env> {
    * `ok` (the tracker holds it) and the alarm applies it. A late report (fenced
    * or terminal) is recorded by the service as `run.late_result_discarded`.
    */
-  async report(req: AttemptReport): Promise<ReportAnswer> {
+  async report(report: AttemptReport): Promise<ReportAnswer> {
+    // Nothing over the output cap is stored here, whoever sent it (the consumer checks it first).
+    const req = withinOutputCap(report);
     return this.serial(async () => {
       let s = await this.load();
       if (!s) return { ok: false, refusal: "not_found", status: null };
@@ -357,6 +368,7 @@ export class RunTracker extends DurableObject<Env> {
         outcome: p.outcome,
         ...(p.message !== undefined ? { message: p.message } : {}),
         ...(p.progress !== undefined ? { progress: p.progress } : {}),
+        ...(p.outputJson !== undefined ? { outputJson: p.outputJson } : {}),
       });
     }
     return service.failAttempt(s.runId, p.attempt, {

@@ -26,9 +26,13 @@ export interface Dispatch {
   sentAt: number | null;
 }
 
-/** An attempt's result or failure, stored before it is applied to D1 (contract section 4). */
+/**
+ * An attempt's result or failure, stored before it is applied to D1 (contract
+ * section 4). A result's `outputJson` (optional: states stored before outputs
+ * existed read the same) is at most MAX_OUTPUT_BYTES, checked before it is stored.
+ */
 export type PendingReport =
-  | { kind: "result"; attempt: number; outcome: FinalOutcome; message?: string; progress?: Progress; storedAt: number }
+  | { kind: "result"; attempt: number; outcome: FinalOutcome; message?: string; progress?: Progress; outputJson?: string; storedAt: number }
   | {
       kind: "failure";
       attempt: number;

@@ -70,6 +70,9 @@ describe("POST /api/v1/runs accepts a run", () => {
       reconciledBy: null,
       failureMessage: null,
       retry: null,
+      output: null,
+      retryOf: null,
+      retriedBy: [],
     });
     expect(DEMO_POLICY.maxAttempts).toBe(3);
     const createdAt = Date.parse(run.createdAt);

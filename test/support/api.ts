@@ -158,6 +158,9 @@ export const runJsonSchema = z
     reconciledBy: z.enum(["tracker_alarm", "sweep", "dead_letter"]).nullable(),
     failureMessage: z.string().nullable(),
     retry: z.object({ afterAttempt: z.number().int().min(1), ended: z.string().nullable(), nextAttemptAt: iso }).strict().nullable(),
+    output: z.json().nullable(),
+    retryOf: z.string().regex(/^run_[0-9A-HJKMNP-TV-Z]{26}$/).nullable(),
+    retriedBy: z.array(z.string().regex(/^run_[0-9A-HJKMNP-TV-Z]{26}$/)),
   })
   .strict();
 export type RunJson = z.infer<typeof runJsonSchema>;

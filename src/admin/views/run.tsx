@@ -11,6 +11,7 @@ import { getOperation } from "../../operations";
 import type { AuditEvent, RunRecord } from "../../runs";
 import { AbsTime, CopyButton, exactDuration, humanTime, ProgressBar, RelTime } from "./components";
 import { displayOf, RunState } from "./state";
+import { OutputView, RetryForm, RetryLinks } from "../run-actions";
 
 const DETECTOR_TEXT: Record<Detector, string> = {
   tracker_alarm: "the run's tracker (its alarm found the attempt's deadline passed)",
@@ -28,6 +29,7 @@ const ACTION_TEXT: Record<string, string> = {
   "run.redispatched": "Dispatched again (nobody had claimed it)",
   "run.reconciled": "Reconciled",
   "run.late_result_discarded": "Late result discarded",
+  "run.retried": "Retried as a new run",
 };
 
 const OUTCOME_TEXT: Record<string, string> = {
@@ -118,7 +120,7 @@ function explanationOf(run: RunRecord): ReasonExplanation | null {
   };
 }
 
-export function RunSummary({ run, now, showDiagnostics }: { run: RunRecord; now: number; showDiagnostics: boolean }) {
+export function RunSummary({ run, now, showDiagnostics, canAct }: { run: RunRecord; now: number; showDiagnostics: boolean; canAct: boolean }) {
   const display = displayOf(run, now);
   const reason = explanationOf(run);
   const reconciled = run.reasonCode !== null && reasonFamily(run.reasonCode) === "lifecycle";
@@ -185,6 +187,9 @@ export function RunSummary({ run, now, showDiagnostics }: { run: RunRecord; now:
         <dt>Completed</dt>
         <dd>{run.completedAt !== null ? <TimeFact ms={run.completedAt} now={now} /> : <span class="muted">not yet</span>}</dd>
       </dl>
+      {/* Here, not beside the heading: the summary is redrawn live, so both appear when the run ends. */}
+      <OutputView run={run} />
+      {canAct && run.status === "completed" ? <RetryForm run={run} /> : null}
     </section>
   );
 }
@@ -369,11 +374,17 @@ export function RunView({
   events,
   now,
   showDiagnostics,
+  canAct,
+  retriedBy,
 }: {
   run: RunRecord;
   events: AuditEvent[];
   now: number;
   showDiagnostics: boolean;
+  /** May the viewer act on runs (owners, operators): shows "Retry as new run" once the run has ended. */
+  canAct: boolean;
+  /** Ids of the runs that retry this one, newest first. */
+  retriedBy: readonly string[];
 }) {
   return (
     <>
@@ -388,7 +399,8 @@ export function RunView({
         </h1>
         <CopyButton value={run.id} what={`run id ${run.id}`} />
       </div>
-      <RunSummary run={run} now={now} showDiagnostics={showDiagnostics} />
+      <RetryLinks run={run} retriedBy={retriedBy} />
+      <RunSummary run={run} now={now} showDiagnostics={showDiagnostics} canAct={canAct} />
       <Input run={run} />
       <h2>Timeline</h2>
       <Timeline events={events} now={now} />

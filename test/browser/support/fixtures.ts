@@ -153,6 +153,8 @@ function runOf(workspaceId: string, kind: RunKind, now: number): { run: RunValue
     idempotency_key: null,
     initiator: "api-token:tok_browser",
     updated_at: created,
+    retry_of: null,
+    output: null,
   };
   const events: EventSpec[] = [
     { at: created, actor: "api-token:tok_browser", action: "run.queued", metadata: { type: DEMO, maxAttempts: POLICY.maxAttempts, idempotencyKey: null } },
