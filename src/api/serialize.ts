@@ -36,6 +36,9 @@ export function runJson(run: RunRecord, now: number) {
             nextAttemptAt: iso(display.retry.dueAt),
           }
         : null,
+    // An operator's cancel (contract section 7): when it was asked for, and by whom (an audit actor).
+    cancelRequestedAt: iso(run.cancelRequestedAt),
+    cancelRequestedBy: run.cancelRequestedBy,
   };
 }
 

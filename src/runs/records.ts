@@ -60,11 +60,14 @@ export interface RunRecord {
   idempotencyKey: string | null;
   initiator: string;
   updatedAt: number;
+  /** When an operator asked to cancel the run (epoch ms), and who (an audit actor); `null` when nobody did. */
+  cancelRequestedAt: number | null;
+  cancelRequestedBy: string | null;
 }
 
 /** Every column of `operation_runs`, in table order: the select list of every run query. */
 export const RUN_COLUMNS =
-  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at";
+  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at, cancel_requested_at, cancel_requested_by";
 
 /** A row of `operation_runs` as D1 returns it (snake_case columns). */
 export interface RunRow {
@@ -89,6 +92,8 @@ export interface RunRow {
   idempotency_key: string | null;
   initiator: string;
   updated_at: number;
+  cancel_requested_at: number | null;
+  cancel_requested_by: string | null;
 }
 
 function parseJson(text: string): JsonValue {
@@ -138,6 +143,8 @@ export function rowToRecord(row: RunRow): RunRecord {
     idempotencyKey: row.idempotency_key,
     initiator: row.initiator,
     updatedAt: row.updated_at,
+    cancelRequestedAt: row.cancel_requested_at ?? null,
+    cancelRequestedBy: row.cancel_requested_by ?? null,
   };
 }
 
@@ -149,5 +156,6 @@ export function stateOf(run: RunRecord): RunState {
     maxAttempts: run.maxAttempts,
     reasonCode: run.reasonCode,
     reconciledBy: run.reconciledBy,
+    cancelRequested: run.cancelRequestedAt !== null,
   };
 }

@@ -46,12 +46,38 @@ export interface RunTicket {
 
 export type ClaimAnswer = { ok: true; run: RunTicket } | { ok: false; refusal: TrackerRefusal };
 
-export type HeartbeatReply = { ok: true } | { ok: false; refusal: TrackerRefusal };
+/** `cancelRequested`: an operator cancelled the run; the attempt must stop (its AbortSignal fires) and report `stopped`. */
+export type HeartbeatReply = { ok: true; cancelRequested?: boolean } | { ok: false; refusal: TrackerRefusal };
 
 /** An attempt's end, as the consumer reports it. */
 export type AttemptReport =
   | { kind: "result"; attempt: number; outcome: FinalOutcome; message?: string; progress?: Progress }
-  | { kind: "failure"; attempt: number; reason: ExecutionReasonCode; retryable: boolean; message: string; progress?: Progress };
+  | { kind: "failure"; attempt: number; reason: ExecutionReasonCode; retryable: boolean; message: string; progress?: Progress }
+  /** The attempt stopped because its run was cancelled. */
+  | { kind: "stopped"; attempt: number; progress?: Progress };
+
+/** An operator's cancel, as the run's tracker takes it (contract section 7). */
+export interface CancelRequest {
+  runId: string;
+  /** Who: an audit actor (`user:<email>`, `api-token:<name>`). */
+  actor: `user:${string}` | `api-token:${string}`;
+  actorId?: string;
+  reason?: string | null;
+}
+
+/**
+ * `cancelled`: the run was queued and is now completed/cancelled.
+ * `cancelling`: the run is running; its attempt is told to stop (`already`: a
+ * cancel was requested before, nothing new was written). `terminal`: the run
+ * had ended; nothing changed. `unavailable`: the tracker holds an attempt's
+ * report it could not yet write to D1; nothing changed, try again.
+ */
+export type CancelAnswer =
+  | { result: "cancelled" }
+  | { result: "cancelling"; already: boolean }
+  | { result: "terminal" }
+  | { result: "not_found" }
+  | { result: "unavailable" };
 
 /**
  * `ok`: the tracker holds the report (stored before answering) and the message
