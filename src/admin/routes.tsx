@@ -20,6 +20,7 @@ import { devSignInOnlyLocally } from "./auth/local-only";
 import { endSession, startSession } from "./auth/session";
 import { AdminHttpError, requireCapability, requireViewer, selectWorkspace, type AdminDeps, type AdminEnv } from "./auth/viewer";
 import { DISPLAY_FILTERS, operationsPage } from "./queries";
+import { createRunActions } from "./run-actions";
 import { createSettings } from "./settings/routes";
 import { adminSecureHeaders } from "./security";
 import { AuditView, EventDetail, type AuditQuery } from "./views/audit";
@@ -28,6 +29,7 @@ import { LifecycleView } from "./views/lifecycle";
 import { LiveRegion, MoreRows, OperationsView, RANGES, type OperationsQuery } from "./views/operations";
 import { ErrorView, SignInView } from "./views/pages";
 import { RunPoller, RunSummary, RunView, Timeline } from "./views/run";
+import { cancellable, RunActions } from "./views/run-actions";
 
 const PAGE_SIZE = 25;
 const RUN_ID = /^run_[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -152,6 +154,7 @@ export function createAdmin(deps: AdminDeps = {}) {
   // --- Everything else needs a viewer. ---
   admin.use("*", requireViewer(deps));
   admin.route("/settings", createSettings());
+  admin.route("/operations", createRunActions());
 
   const devSignIn = (c: Context<AdminEnv>) => authMode(c.env).kind === "dev";
 
@@ -233,7 +236,7 @@ export function createAdmin(deps: AdminDeps = {}) {
     const viewer = c.get("viewer");
     return c.html(
       <Layout title={`Run ${run.id}`} viewer={viewer} active="operations" devSignIn={devSignIn(c)}>
-        <RunView run={run} events={events} now={now} showDiagnostics={showDiagnostics(c)} />
+        <RunView run={run} events={events} now={now} showDiagnostics={showDiagnostics(c)} canCancel={can(viewer.current.role, "runs:cancel")} />
       </Layout>,
     );
   });
@@ -246,6 +249,8 @@ export function createAdmin(deps: AdminDeps = {}) {
       <>
         <RunSummary run={run} now={now} showDiagnostics={showDiagnostics(c)} />
         <Timeline events={events} now={now} />
+        {/* Replaced only once the run can no longer be cancelled, so an open Cancel form is left alone. */}
+        {cancellable(run) ? null : <RunActions run={run} canCancel={false} oob />}
         <RunPoller run={run} />
       </>,
     );

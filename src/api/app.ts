@@ -6,6 +6,7 @@ import type { ContractReport } from "../lifecycle";
 import { log } from "../log";
 import type { ApiEnv } from "./auth";
 import { policiesApi } from "./policies";
+import { runActionsApi } from "./run-actions";
 import { ApiProblem, problemResponse, problems } from "./problem";
 import { runsApi } from "./runs";
 
@@ -33,6 +34,8 @@ export function createApi(deps: ApiDeps = { contract: runtimeContract }): Hono<A
     await next();
   });
   api.route("/runs", runsApi);
+  // After runsApi: its token check runs first, and run-actions' own guard then skips.
+  api.route("/runs", runActionsApi);
   api.route("/policies", policiesApi);
 
   api.notFound((c) => problemResponse(problems.notFound("route"), new URL(c.req.url).pathname));

@@ -1,6 +1,7 @@
 /**
  * Running one attempt: the handler gets an AbortSignal that fires at the
- * attempt's timeout or when its tracker fences it, and the attempt heartbeats
+ * attempt's timeout, when its tracker fences it, or when an operator cancels
+ * the run (the tracker's heartbeat answer says so), and the attempt heartbeats
  * automatically (isolate liveness) while it is alive, carrying progress. The
  * heartbeats are owned by the caller (`startHeartbeats`), so they go on after
  * the handler returns, until the tracker holds the report: an attempt is alive
@@ -16,6 +17,8 @@ export type AttemptEnd =
   | { kind: "error"; error: unknown; retryable: boolean }
   | { kind: "timeout"; timeoutMs: number }
   | { kind: "fenced"; refusal: TrackerRefusal }
+  /** An operator cancelled the run; the attempt stopped (contract section 7). */
+  | { kind: "cancelled" }
   | { kind: "crash"; error: SimulatedCrash };
 
 class AttemptTimeout extends Error {
@@ -29,6 +32,14 @@ class AttemptFenced extends Error {
   override name = "AttemptFenced";
   constructor(readonly refusal: TrackerRefusal) {
     super(`The attempt no longer holds the lease (${refusal}).`);
+  }
+}
+
+/** The AbortSignal's reason when an operator cancelled the run (the tracker said so in a heartbeat answer). */
+export class AttemptCancelled extends Error {
+  override name = "AttemptCancelled";
+  constructor() {
+    super("The run was cancelled by an operator.");
   }
 }
 
@@ -68,6 +79,9 @@ export function startHeartbeats(ticket: RunTicket, channel: HeartbeatChannel, po
       if (!reply.ok) {
         fenced = true;
         controller.abort(new AttemptFenced(reply.refusal));
+      } else if (reply.cancelRequested && !controller.signal.aborted) {
+        // Cancelled: the handler stops; heartbeats go on until the `stopped` report is held.
+        controller.abort(new AttemptCancelled());
       }
     } catch (error) {
       // The tracker is unreachable: keep working; if it stays so, the tracker
@@ -115,6 +129,7 @@ export async function runAttempt(
     const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
     if (reason instanceof AttemptTimeout) return { kind: "timeout", timeoutMs: reason.timeoutMs };
     if (reason instanceof AttemptFenced) return { kind: "fenced", refusal: reason.refusal };
+    if (reason instanceof AttemptCancelled) return { kind: "cancelled" };
     return { kind: "error", error, retryable: !(error instanceof NonRetryableError) };
   } finally {
     clearTimeout(timer);

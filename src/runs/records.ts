@@ -36,6 +36,8 @@ export interface Diagnostics {
   /** What the detector saw: last heartbeat, deadline, thresholds in force, … */
   evidence?: Record<string, unknown>;
   thresholds?: Record<string, number>;
+  /** An operator's reason for cancelling the run, as they gave it (sanitised); `null` when they gave none. */
+  cancelReason?: string | null;
 }
 
 export interface RunRecord {

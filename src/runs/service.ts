@@ -466,10 +466,11 @@ export class RunService {
     const requested = { reason, ...(req.actorId !== undefined ? { actorId: req.actorId } : {}) };
     return this.apply(runId, { type: "cancel" }, req.actor, (run, t, now) => {
       const cancelRequest = { at: now, by: req.actor };
+      const diagnostics: Diagnostics = { ...run.diagnostics, cancelReason: reason };
       if (t.to.status === "completed") {
-        return { diagnostics: run.diagnostics, deadlineAt: null, completedAt: now, cancelRequest, precedingEvents: [{ action: "run.cancel_requested", metadata: { ...requested, status: run.status } }], metadata: { ...requested, stopped: "queued" } };
+        return { diagnostics, deadlineAt: null, completedAt: now, cancelRequest, precedingEvents: [{ action: "run.cancel_requested", metadata: { ...requested, status: run.status } }], metadata: { ...requested, stopped: "queued" } };
       }
-      return { diagnostics: run.diagnostics, deadlineAt: run.deadlineAt, cancelRequest, metadata: { ...requested, attempt: run.attempt } };
+      return { diagnostics, deadlineAt: run.deadlineAt, cancelRequest, metadata: { ...requested, attempt: run.attempt } };
     });
   }
 
@@ -683,9 +684,12 @@ function cancelledPatch(run: RunRecord, p: Patch, event: LifecycleEvent, now: nu
   const how = event.type === "cancel" ? "queued" : (p.stopped ?? stoppedHow(event));
   const by = p.cancelRequest?.by ?? run.cancelRequestedBy;
   const diagnostics = run.status === "running" ? withAttempt(p.diagnostics, run.attempt, { endedAt: now, ended: cancelledEnded(how) }) : p.diagnostics;
+  const reason = p.diagnostics.cancelReason ?? null;
+  // The operator's own words, for everyone who may read the run: their reason is written for them.
+  const sentence = `Cancelled by ${by ? actorName(by) : "an operator"}`;
   return {
     ...p,
-    failureMessage: by ? `Cancelled by ${actorName(by)}.` : "Cancelled by an operator.",
+    failureMessage: truncateText(reason ? `${sentence}: ${reason}` : `${sentence}.`),
     diagnostics,
     completedAt: now,
     deadlineAt: null,

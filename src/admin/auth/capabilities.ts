@@ -1,12 +1,12 @@
-/** What each membership role may do in the admin. Only owners manage the workspace (tokens, members). */
+/** What each membership role may do in the admin. Only owners manage the workspace (tokens, members); owners and operators act on runs (contract section 7). */
 import type { MembershipRole } from "../../db/schema";
 
-export const CAPABILITIES = ["runs:read", "runs:diagnostics", "audit:read", "lifecycle:read", "settings:manage"] as const;
+export const CAPABILITIES = ["runs:read", "runs:diagnostics", "runs:cancel", "audit:read", "lifecycle:read", "settings:manage"] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 const BY_ROLE: Record<MembershipRole, ReadonlySet<Capability>> = {
   owner: new Set(CAPABILITIES),
-  operator: new Set(["runs:read", "runs:diagnostics", "audit:read", "lifecycle:read"]),
+  operator: new Set(["runs:read", "runs:diagnostics", "runs:cancel", "audit:read", "lifecycle:read"]),
   viewer: new Set(["runs:read", "lifecycle:read"]),
 };
 

@@ -99,6 +99,8 @@ function describe(capability: Capability): string {
       return "view runs";
     case "runs:diagnostics":
       return "view run diagnostics";
+    case "runs:cancel":
+      return "cancel runs (owners and operators)";
     case "audit:read":
       return "read the audit log";
     case "lifecycle:read":
