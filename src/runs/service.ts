@@ -563,7 +563,7 @@ export class RunService {
       }
       if (d.action === null) throw new Error("heartbeats are written by heartbeat(), not as transitions");
       let p = patchFor(run, d, now);
-      if (d.action === "run.cancelled") p = cancelledPatch(run, p, event, now);
+      if (d.action === "run.cancelled") p = cancelledPatch(run, p, event, actor, now);
       const to = d.to;
       const cancel = p.cancelRequest ?? (run.cancelRequestedAt !== null ? { at: run.cancelRequestedAt, by: run.cancelRequestedBy } : null);
       // A cancel is the operator's decision: its terminal event names them, the detector is in its metadata.
@@ -680,7 +680,7 @@ function asActor(value: string, fallback: Actor): Actor {
  * and 7), whichever event ended it: the operator's sentence as its message, the
  * attempt's end in diagnostics, and in the event what the attempt reported.
  */
-function cancelledPatch(run: RunRecord, p: Patch, event: LifecycleEvent, now: number): Patch {
+function cancelledPatch(run: RunRecord, p: Patch, event: LifecycleEvent, actor: Actor, now: number): Patch {
   const how = event.type === "cancel" ? "queued" : (p.stopped ?? stoppedHow(event));
   const by = p.cancelRequest?.by ?? run.cancelRequestedBy;
   const diagnostics = run.status === "running" ? withAttempt(p.diagnostics, run.attempt, { endedAt: now, ended: cancelledEnded(how) }) : p.diagnostics;
@@ -693,7 +693,7 @@ function cancelledPatch(run: RunRecord, p: Patch, event: LifecycleEvent, now: nu
     diagnostics,
     completedAt: now,
     deadlineAt: null,
-    metadata: { ...p.metadata, stopped: how, ...(event.type !== "cancel" ? { detectedBy: detectorActor(event) } : {}) },
+    metadata: { ...p.metadata, stopped: how, ...(event.type !== "cancel" ? { detectedBy: event.type === "cancel_stopped" ? actor : detectorActor(event) } : {}) },
   };
 }
 
