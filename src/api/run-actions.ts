@@ -50,7 +50,8 @@ export const runActionProblems = {
   terminal: (runId: string, status: string, outcome: string) =>
     new ApiProblem(409, "run-terminal", "Run already ended", `The run has already ended (${outcome}); cancelling it changes nothing.`, {
       runId,
-      status,
+      // Not `status`: that member is the problem's HTTP status (RFC 9457 section 3.1).
+      runStatus: status,
       outcome,
     }),
   cancelUnavailable: (runId: string) =>

@@ -74,7 +74,7 @@ describe("POST /api/v1/runs/{id}/cancel", () => {
     await tracker(id).report({ kind: "result", attempt: 1, outcome: "succeeded" });
     const before = { run: await getRun(id), events: await actionsOf(id) };
     const problem = await expectProblem(await call(cancelPath(id), { method: "POST", token: client.token }), 409);
-    expect(problem).toMatchObject({ type: "https://oplife.dev/problems/run-terminal", runId: id, outcome: "succeeded" });
+    expect(problem).toMatchObject({ type: "https://oplife.dev/problems/run-terminal", runId: id, runStatus: "completed", outcome: "succeeded" });
     expect(await getRun(id)).toEqual(before.run);
     expect(await actionsOf(id)).toEqual(before.events);
     // A cancelled run is terminal too.

@@ -152,6 +152,25 @@ describe("cancelling a running run", () => {
     expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.cancel_requested", "run.cancelled"]);
   });
 
+  it("a handler that ignores its signal keeps the attempt (and its heartbeats) going until a hard stop; the run still ends cancelled", async () => {
+    const ws = await makeWorkspace("cancel-ignored");
+    // Hangs at step 1 ignoring the signal; only its own 3 s timeout ends the attempt.
+    const { run } = await createRun(ws, { steps: 2, stepMs: 0, hangAtStep: 1, timeoutMs: 3_000 });
+    let cancelling: ReturnType<typeof cancel> | null = null;
+    const spy = spyingEnv((call) => {
+      if (call.method === "claim" && call.answer.ok) cancelling = cancel(ws, run.id);
+    });
+    expectAcked(await deliver(OPERATIONS, [{ body: await currentMessage(run.id), attempts: 1 }], spy.env));
+    expect(await cancelling).toMatchObject({ kind: "cancelling" });
+    // Heard the cancel, and went on heartbeating (the handler had not stopped) until its timeout.
+    const heard = spy.calls.flatMap((c) => (c.method === "heartbeat" ? [c.answer] : []));
+    expect(heard.filter((a) => a.ok && a.cancelRequested).length).toBeGreaterThanOrEqual(2);
+    const reports = spy.calls.flatMap((c) => (c.method === "report" ? [c.report] : []));
+    expect(reports).toEqual([expect.objectContaining({ kind: "failure", reason: "attempt.timeout" })]);
+    expect(await getRun(run.id)).toMatchObject({ status: "completed", outcome: "cancelled", attempt: 1 });
+    expect(await onlyEvent(run.id, "run.cancelled")).toMatchObject({ metadata: { stopped: "reported attempt.timeout" } });
+  });
+
   it("an attempt that does not stop is ended cancelled by the tracker's alarm once the cancel grace has passed", async () => {
     const { ws, runId, t } = await runningRun("cancel-grace");
     await cancel(ws, runId);
