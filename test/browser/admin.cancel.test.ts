@@ -47,10 +47,12 @@ describe("cancel from the run page (browser)", () => {
     await page.getByLabel(/Reason/).fill("started by mistake");
     await screenshotAt1400(page, "run-cancel-confirm");
     expect(await summary.getAttribute("data-display")).toBe("running");
-    await Promise.all([page.waitForURL(`**/admin/operations/${run.id}`), confirm.click()]);
+    // The form posts, and the answer redirects back to this page (a new document: wait for its load).
+    await Promise.all([page.waitForEvent("load"), confirm.click()]);
+    expect(new URL(page.url()).pathname).toBe(`/admin/operations/${run.id}`);
 
     // Cancelling: its attempt ignores the signal, so it stays so until the grace.
-    expect(await summary.getAttribute("data-display")).toBe("cancelling");
+    await expect.poll(() => summary.getAttribute("data-display"), { timeout: SETTLE_MS }).toBe("cancelling");
     expect((await summary.locator(".badge").innerText()).trim()).toMatch(/Cancelling$/);
     expect((await page.locator("[data-cancelled-by]").innerText()).trim()).toBe(ws.workspace.ownerEmail);
     expect((await page.locator("[data-cancel-reason]").innerText()).trim()).toBe("started by mistake");
