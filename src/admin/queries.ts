@@ -11,7 +11,7 @@ import { registeredPolicies } from "../operations";
 import { displayStateCondition, listRunsQuery, RUN_COLUMNS, rowToRecord, type RunRecord, type RunRow, type SqlFragment } from "../runs";
 
 export interface Tiles {
-  /** Healthy live work: queued, retrying and running with a fresh heartbeat. */
+  /** Live work: queued, retrying, running with a fresh heartbeat, and cancelling (being stopped). */
   active: number;
   /** Of the active runs, those waiting for their next attempt. */
   retrying: number;
@@ -24,7 +24,7 @@ export interface Tiles {
 
 /** Filters that select several display states at once (what the tiles link to). */
 export const DISPLAY_GROUPS = {
-  active: ["queued", "retrying", "running"],
+  active: ["queued", "retrying", "running", "cancelling"],
   stale: ["queued_overdue", "running_stale"],
   failures: ["failed", "failed_reconciled"],
 } as const satisfies Record<string, readonly DisplayStateKind[]>;
@@ -70,6 +70,7 @@ const STATUS_OF: Partial<Record<DisplayStateKind, "queued" | "running">> = {
   queued_overdue: "queued",
   running: "running",
   running_stale: "running",
+  cancelling: "running",
 };
 
 /**

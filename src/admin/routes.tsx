@@ -29,6 +29,7 @@ import { LifecycleView } from "./views/lifecycle";
 import { LiveRegion, MoreRows, OperationsView, RANGES, type OperationsQuery } from "./views/operations";
 import { ErrorView, SignInView } from "./views/pages";
 import { RunPoller, RunSummary, RunView, Timeline } from "./views/run";
+import { cancellable, RunActions } from "./views/run-actions";
 
 const PAGE_SIZE = 25;
 const RUN_ID = /^run_[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -153,6 +154,7 @@ export function createAdmin(deps: AdminDeps = {}) {
   // --- Everything else needs a viewer. ---
   admin.use("*", requireViewer(deps));
   admin.route("/settings", createSettings());
+  admin.route("/operations", createRunActions());
 
   const devSignIn = (c: Context<AdminEnv>) => authMode(c.env).kind === "dev";
 
@@ -251,6 +253,8 @@ export function createAdmin(deps: AdminDeps = {}) {
       <>
         <RunSummary run={run} now={now} showDiagnostics={showDiagnostics(c)} canAct={canActOnRuns(c)} />
         <Timeline events={events} now={now} />
+        {/* Replaced only once the run can no longer be cancelled, so an open Cancel form is left alone. */}
+        {cancellable(run) ? null : <RunActions run={run} canCancel={false} oob />}
         <RunPoller run={run} />
       </>,
     );

@@ -1,6 +1,11 @@
 /**
- * Retry as a new run from the admin (contract section 7), and what links a run
- * to its retries on its page.
+ * Operators act on runs from the admin (contract section 7): retry as a new
+ * run and cancel, and what links a run to its retries on its page.
+ *
+ * `POST /admin/operations/{run}/cancel` (owners and operators: `runs:act`; a
+ * viewer gets 403, even with a hand-made form; another workspace's run 404;
+ * the csrf() Origin check refuses a form posted from elsewhere) is the API's
+ * cancel (src/cancel-run.ts), with the signed-in person as the actor.
  *
  * `POST /admin/operations/{run}/retry` (owners and operators: `runs:act`; a
  * viewer gets 403, another workspace's run 404, a cross-origin form 403 from
@@ -12,10 +17,11 @@
  */
 import { Hono, type Context } from "hono";
 import { runtimeContract } from "../contract-runtime";
+import { cancelRun } from "../cancel-run";
 import { enqueueRun } from "../queue/producer";
 import { checkRetry } from "../run-request";
 import { runServiceFor } from "../run-service";
-import type { RunRecord } from "../runs";
+import { MAX_CANCEL_REASON_LENGTH, type RunRecord } from "../runs";
 import { can } from "./auth/capabilities";
 import { AdminHttpError, requireCapability, type AdminEnv } from "./auth/viewer";
 
@@ -52,6 +58,34 @@ export function createRunActions() {
     // Not handed to its tracker (logged by the producer): the run is recorded, and the sweep
     // adopts it at its deadline; its page says where it stands either way.
     return c.redirect(`/admin/operations/${encodeURIComponent(answer.run.id)}`, 303);
+  });
+
+  actions.post("/:id/cancel", requireCapability("runs:act"), async (c) => {
+    const form = await c.req.parseBody();
+    const reason = typeof form.reason === "string" ? form.reason.trim() : "";
+    if (reason.length > MAX_CANCEL_REASON_LENGTH) {
+      throw new AdminHttpError(400, "Reason too long", `A cancel reason is at most ${MAX_CANCEL_REASON_LENGTH} characters; nothing was cancelled.`);
+    }
+    const viewer = c.get("viewer");
+    const answer = await cancelRun(c.env, {
+      workspaceId: viewer.current.workspaceId,
+      runId: c.req.param("id"),
+      actor: `user:${viewer.user.email}`,
+      actorId: viewer.user.id,
+      reason: reason === "" ? null : reason,
+    });
+    switch (answer.kind) {
+      case "not_found":
+        throw new AdminHttpError(404, "Run not found", "There is no such run in this workspace.");
+      case "unavailable":
+        throw new AdminHttpError(503, "Cancel not taken", "The run's scheduler could not take the cancel just now; nothing changed. Try again.");
+      case "terminal":
+        throw new AdminHttpError(409, "Run already ended", "This run has already ended; cancelling it changes nothing.");
+      case "cancelled":
+      case "cancelling":
+        // Post/redirect/get: the run's page shows Cancelling or Cancelled.
+        return c.redirect(`/admin/operations/${encodeURIComponent(answer.run.id)}`, 303);
+    }
   });
 
   return actions;

@@ -6,8 +6,8 @@ import type { ContractReport } from "../lifecycle";
 import { log } from "../log";
 import type { ApiEnv } from "./auth";
 import { policiesApi } from "./policies";
-import { ApiProblem, problemResponse, problems } from "./problem";
 import { runActionsApi } from "./run-actions";
+import { ApiProblem, problemResponse, problems } from "./problem";
 import { runsApi } from "./runs";
 
 export interface ApiDeps {

@@ -39,7 +39,7 @@ const listQuery = z
   })
   .strict();
 
-function zodErrors(error: z.ZodError) {
+export function zodErrors(error: z.ZodError) {
   return error.issues.map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }));
 }
 
@@ -70,7 +70,7 @@ const limitBody = bodyLimit({
 });
 
 /** A body that breaks while it is read is the client's failure: a 400 and a warning, not an internal error. */
-function unreadableBody(c: Context<ApiEnv>, error: unknown): ApiProblem {
+export function unreadableBody(c: Context<ApiEnv>, error: unknown): ApiProblem {
   log.warn("api.body_unreadable", { method: c.req.method, path: new URL(c.req.url).pathname, workspaceId: c.get("principal").workspaceId, error });
   return problems.unreadableBody();
 }
@@ -80,7 +80,7 @@ function unreadableBody(c: Context<ApiEnv>, error: unknown): ApiProblem {
  * unreadableBody: bodyLimit reads such a body itself, before the handler.
  * Errors from after it (the handler's) pass through untouched.
  */
-const readBodyWithinLimit = createMiddleware<ApiEnv>(async (c, next) => {
+export const readBodyWithinLimit = createMiddleware<ApiEnv>(async (c, next) => {
   let handlerReached = false;
   try {
     return await limitBody(c, async () => {

@@ -45,6 +45,9 @@ export function runJson(run: RunRecord, now: number, retriedBy: readonly string[
     output: run.output,
     retryOf: run.retryOf,
     retriedBy: [...retriedBy],
+    // An operator's cancel (contract section 7): when it was asked for, and by whom (an audit actor).
+    cancelRequestedAt: iso(run.cancelRequestedAt),
+    cancelRequestedBy: run.cancelRequestedBy,
   };
 }
 

@@ -85,7 +85,7 @@ export const operationRuns = sqliteTable(
     workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
     type: text("type").notNull(),
     status: text("status", { enum: ["queued", "running", "completed"] }).notNull(),
-    outcome: text("outcome", { enum: ["pending", "succeeded", "partially_succeeded", "failed"] }).notNull(),
+    outcome: text("outcome", { enum: ["pending", "succeeded", "partially_succeeded", "failed", "cancelled"] }).notNull(),
     attempt: integer("attempt").notNull(),
     maxAttempts: integer("max_attempts").notNull(),
     input: text("input").notNull(),
@@ -106,10 +106,16 @@ export const operationRuns = sqliteTable(
     retryOf: text("retry_of"),
     /** JSON the handler returned on success or partial success (at most MAX_OUTPUT_BYTES); NULL otherwise. */
     output: text("output"),
+    /** When an operator asked to cancel the run (epoch ms), and who (an audit actor); contract section 7. */
+    cancelRequestedAt: integer("cancel_requested_at"),
+    cancelRequestedBy: text("cancel_requested_by"),
   },
   (t) => [
     check("operation_runs_status_ck", sql`${t.status} IN ('queued', 'running', 'completed')`),
-    check("operation_runs_outcome_ck", sql`${t.outcome} IN ('pending', 'succeeded', 'partially_succeeded', 'failed')`),
+    check("operation_runs_outcome_ck", sql`${t.outcome} IN ('pending', 'succeeded', 'partially_succeeded', 'failed', 'cancelled')`),
+    // A cancel request names who asked, and a cancelled run always had one.
+    check("operation_runs_cancel_requested_ck", sql`(${t.cancelRequestedAt} IS NULL) = (${t.cancelRequestedBy} IS NULL)`),
+    check("operation_runs_cancelled_ck", sql`${t.outcome} <> 'cancelled' OR ${t.cancelRequestedAt} IS NOT NULL`),
     // Pending exactly while not completed: a completed run always has its outcome.
     check("operation_runs_outcome_status_ck", sql`(${t.status} = 'completed') = (${t.outcome} <> 'pending')`),
     check("operation_runs_reconciled_by_ck", sql`${t.reconciledBy} IS NULL OR ${t.reconciledBy} IN ('tracker_alarm', 'sweep', 'dead_letter')`),

@@ -12,10 +12,12 @@ export const DISPLAY_STATES = [
   "queued_overdue",
   "running",
   "running_stale",
+  "cancelling",
   "succeeded",
   "partially_succeeded",
   "failed",
   "failed_reconciled",
+  "cancelled",
 ] as const;
 export type DisplayStateKind = (typeof DISPLAY_STATES)[number];
 
@@ -34,6 +36,8 @@ export interface DisplayState {
    * one is due (epoch ms; `null` when the run has no stored deadline).
    */
   retry?: { afterAttempt: number; dueAt: number | null };
+  /** For `cancelling` and `cancelled`: who asked, as people read it ("owner@acme.test", "API token CI deploy"). */
+  cancelledBy?: string;
 }
 
 export interface DisplayInput {
@@ -54,6 +58,19 @@ export interface DisplayInput {
    * staleQueuedAfterMs" (contract section 4), so this recovers the due time.
    */
   staleQueuedAfterMs?: number | null;
+  /** When an operator asked to cancel the run (epoch ms), and who (an audit actor); `null` when nobody did. */
+  cancelRequestedAt?: number | null;
+  cancelRequestedBy?: string | null;
+}
+
+/**
+ * An audit actor as people read it: `user:<email>` → the email,
+ * `api-token:<name>` → "API token <name>", anything else as it is.
+ */
+export function actorName(actor: string): string {
+  if (actor.startsWith("user:")) return actor.slice("user:".length);
+  if (actor.startsWith("api-token:")) return `API token ${actor.slice("api-token:".length)}`;
+  return actor;
 }
 
 /** "42 s", "3 min", "2 h", "5 d": coarse, for labels. */
@@ -103,7 +120,18 @@ export function displayState(
       const silentFor = now - last;
       // With no policy (type removed by a deploy) nothing vouches for liveness.
       const threshold = policy ? policy.heartbeatTimeoutMs + settings.heartbeatFlushIntervalMs : 0;
-      if (!policy || silentFor > threshold) {
+      const stale = !policy || silentFor > threshold;
+      // Cancel requested, the attempt not yet stopped (contract section 6). Its tracker
+      // ends it within the cancel grace, so it reads as Cancelling, never as running work.
+      if (run.cancelRequestedAt != null) {
+        return {
+          kind: "cancelling",
+          label: "Cancelling",
+          live: !stale,
+          ...(run.cancelRequestedBy ? { cancelledBy: actorName(run.cancelRequestedBy) } : {}),
+        };
+      }
+      if (stale) {
         return {
           kind: "running_stale",
           label: `Running · no heartbeat for ${formatDuration(silentFor)}`,
@@ -114,6 +142,10 @@ export function displayState(
       return { kind: "running", label: "Running", live: true };
     }
     case "completed": {
+      if (run.outcome === "cancelled") {
+        const by = run.cancelRequestedBy ? actorName(run.cancelRequestedBy) : null;
+        return by ? { kind: "cancelled", label: `Cancelled by ${by}`, live: false, cancelledBy: by } : { kind: "cancelled", label: "Cancelled", live: false };
+      }
       if (run.outcome === "succeeded") return { kind: "succeeded", label: "Succeeded", live: false };
       if (run.outcome === "partially_succeeded") {
         return { kind: "partially_succeeded", label: "Partially succeeded", live: false };

@@ -34,6 +34,15 @@ export interface LifecycleSettings {
   sweepGraceMs: number;
   /** Slack for queue delivery beyond its batch timeout, retry delay and batch hold (T5). */
   queueMarginMs: number;
+  /**
+   * Cancel grace, in ms: how long a running attempt has to stop after an
+   * operator cancelled its run before the run's tracker ends it `cancelled`
+   * anyway (contract section 7: "when the attempt stops or after a grace
+   * period, whichever comes first"). The attempt learns of the cancel from its
+   * next heartbeat answer, so the grace in force for a type is never under two
+   * of its heartbeat intervals (`cancelGraceFor`).
+   */
+  cancelGraceMs: number;
 }
 
 /** Cloudflare Queues limits: 15 min consumer wall clock, 12 h maximum retry delay. */
@@ -58,4 +67,14 @@ export const DEFAULT_SETTINGS: LifecycleSettings = {
   heartbeatFlushIntervalMs: 5_000,
   sweepGraceMs: 15_000,
   queueMarginMs: 10_000,
+  cancelGraceMs: 30_000,
 };
+
+/**
+ * The cancel grace in force for a type, in ms: the setting, but at least two
+ * heartbeat intervals, so an attempt that is alive always hears of the cancel
+ * (its next heartbeat answer) and has an interval left to stop and report.
+ */
+export function cancelGraceFor(policy: Pick<LifecyclePolicy, "heartbeatIntervalMs">, settings: Pick<LifecycleSettings, "cancelGraceMs">): number {
+  return Math.max(settings.cancelGraceMs, 2 * policy.heartbeatIntervalMs);
+}

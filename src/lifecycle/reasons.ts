@@ -1,9 +1,10 @@
 /**
- * Reason codes (contract section 3). Two families the admin must tell apart at
- * a glance: an execution failure is the attempt's own; a lifecycle
- * reconciliation is the machinery deciding because the attempt could not.
+ * Reason codes (contract section 3). Three families the admin must tell apart
+ * at a glance: an execution failure is the attempt's own; a lifecycle
+ * reconciliation is the machinery deciding because the attempt could not; an
+ * operator decision is a person's (a cancel).
  */
-export type ReasonFamily = "execution" | "lifecycle";
+export type ReasonFamily = "execution" | "lifecycle" | "operator";
 
 export interface ReasonExplanation {
   family: ReasonFamily;
@@ -81,13 +82,24 @@ export const REASONS = {
     sideEffects: "Earlier attempts, if any ran, may have made part of their changes.",
     whatToDo: "Check the consumer's errors for this run (diagnostics keeps the last one recorded), fix the cause, then start a new run.",
   },
+  "operator.cancelled": {
+    family: "operator",
+    title: "Cancelled by an operator",
+    whatHappened: "An operator cancelled the run; who and why are in its timeline.",
+    sideEffects:
+      "If an attempt was running, it was told to stop at its next heartbeat; changes it made before it stopped stay made. A run cancelled while queued did not run again.",
+    whatToDo: "Nothing, if the cancel was intended. To do the work after all, start a new run.",
+  },
 } as const satisfies Record<string, ReasonExplanation>;
 
 export type ReasonCode = keyof typeof REASONS;
 export type ExecutionReasonCode = {
   [K in ReasonCode]: (typeof REASONS)[K]["family"] extends "execution" ? K : never;
 }[ReasonCode];
-export type LifecycleReasonCode = Exclude<ReasonCode, ExecutionReasonCode>;
+export type LifecycleReasonCode = {
+  [K in ReasonCode]: (typeof REASONS)[K]["family"] extends "lifecycle" ? K : never;
+}[ReasonCode];
+export type OperatorReasonCode = Exclude<ReasonCode, ExecutionReasonCode | LifecycleReasonCode>;
 
 export const REASON_CODES = Object.keys(REASONS) as ReasonCode[];
 
@@ -95,7 +107,7 @@ export function isReasonCode(value: unknown): value is ReasonCode {
   return typeof value === "string" && Object.hasOwn(REASONS, value);
 }
 
-/** The family of a reason code: execution (the attempt's own) or lifecycle (the machinery's). */
+/** The family of a reason code: execution (the attempt's own), lifecycle (the machinery's) or operator (a person's). */
 export function reasonFamily(code: ReasonCode): ReasonFamily {
   return REASONS[code].family;
 }

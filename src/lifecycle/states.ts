@@ -2,10 +2,11 @@
 export const RUN_STATUSES = ["queued", "running", "completed"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-/** `pending` until completed, then one of the three final outcomes. */
-export const OUTCOMES = ["pending", "succeeded", "partially_succeeded", "failed"] as const;
+/** `pending` until completed, then a final outcome: an attempt's three, or an operator's `cancelled`. */
+export const OUTCOMES = ["pending", "succeeded", "partially_succeeded", "failed", "cancelled"] as const;
 export type Outcome = (typeof OUTCOMES)[number];
-export type FinalOutcome = Exclude<Outcome, "pending">;
+/** The outcomes an attempt reports; `cancelled` is an operator's decision (contract section 7), never a handler's. */
+export type FinalOutcome = Exclude<Outcome, "pending" | "cancelled">;
 
 /** Which piece of lifecycle machinery decided an outcome the handler could not. */
 export const DETECTORS = ["tracker_alarm", "sweep", "dead_letter"] as const;
@@ -24,6 +25,8 @@ export const RUN_AUDIT_ACTIONS = [
   "run.late_result_discarded",
   /** Written on the original when an operator retries it as a new run (contract section 7). */
   "run.retried",
+  "run.cancel_requested",
+  "run.cancelled",
 ] as const;
 export type RunAuditAction = (typeof RUN_AUDIT_ACTIONS)[number];
 
@@ -45,6 +48,8 @@ export interface RunState {
   maxAttempts: number;
   reasonCode: import("./reasons").ReasonCode | null;
   reconciledBy: Detector | null;
+  /** An operator asked to cancel this (running) run; its attempt is being stopped (contract section 7). */
+  cancelRequested?: boolean;
 }
 
 export function isTerminal(state: Pick<RunState, "status">): boolean {

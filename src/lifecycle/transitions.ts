@@ -27,7 +27,11 @@ export type LifecycleEvent =
       observed: { status: Exclude<RunStatus, "completed">; attempt: number };
     }
   /** The queue gave up on the run's message. */
-  | { type: "dead_letter" };
+  | { type: "dead_letter" }
+  /** An operator cancels the run (contract section 7). */
+  | { type: "cancel" }
+  /** The cancelled run's attempt n stopped, or its cancel grace ran out: the cancel completes. */
+  | { type: "cancel_stopped"; attempt: number };
 
 export type LifecycleEventType = LifecycleEvent["type"];
 
@@ -66,6 +70,11 @@ function refuse(refusal: Refusal, event: LifecycleEvent): Refused {
   return { ok: false, refusal, action: isResult ? "run.late_result_discarded" : null };
 }
 
+/** The run ended by an operator's cancel: outcome `cancelled`, reason `operator.cancelled` (contract section 3). */
+function completeCancelled(from: RunState): RunState {
+  return { ...from, status: "completed", outcome: "cancelled", reasonCode: "operator.cancelled", reconciledBy: null, cancelRequested: true };
+}
+
 function completeFailed(
   from: RunState,
   reasonCode: ReasonCode,
@@ -92,7 +101,37 @@ export function decide(run: RunState, event: LifecycleEvent): Decision {
     takeover,
   });
 
+  // A cancel was requested while attempt n ran (contract section 7): whatever ends that
+  // attempt now — it stops, reports a result or a failure, goes silent, or a detector
+  // finds it overdue — ends the run `cancelled`. The operator's request came first
+  // (the run's tracker orders both); what the attempt reported stays in the event.
+  if (run.cancelRequested && run.status === "running") {
+    switch (event.type) {
+      case "cancel":
+        return refuse("duplicate", event);
+      case "claim":
+        return refuse("fenced", event);
+      case "heartbeat":
+        break;
+      case "reconcile":
+        if (event.observed.status !== "running" || event.observed.attempt !== run.attempt) return refuse("fenced", event);
+        return ok(completeCancelled(run), "run.cancelled");
+      case "dead_letter":
+        return ok(completeCancelled(run), "run.cancelled");
+      default:
+        if (event.attempt !== run.attempt) return refuse("fenced", event);
+        return ok(completeCancelled(run), "run.cancelled");
+    }
+  }
+
   switch (event.type) {
+    case "cancel":
+      // Queued (fresh or waiting for a retry): nothing runs, so it ends at once.
+      if (run.status === "queued") return ok(completeCancelled(run), "run.cancelled");
+      return ok({ ...run, cancelRequested: true }, "run.cancel_requested");
+    case "cancel_stopped":
+      // Only a run whose cancel was requested (handled above) can have its cancel complete.
+      return refuse("fenced", event);
     case "claim": {
       if (event.attempt < run.attempt) return refuse("fenced", event);
       if (event.attempt === run.attempt) return refuse("duplicate", event);

@@ -8,7 +8,13 @@ export interface OperationContext {
   /** 1-based attempt number, allocated by the run's tracker when the attempt started. */
   attempt: number;
   maxAttempts: number;
-  /** Fires at the attempt's timeout or when the tracker fences the attempt. */
+  /**
+   * Fires at the attempt's timeout, when the tracker fences the attempt, or
+   * when an operator cancels the run (contract section 7; the attempt learns of
+   * a cancel from its next heartbeat answer, within `heartbeatIntervalMs`).
+   * Stop promptly: the run ends `cancelled` when the attempt stops, or after the
+   * cancel grace (`cancelGraceFor`) if it does not; work done meanwhile is kept.
+   */
   signal: AbortSignal;
   /**
    * The Worker's bindings (D1, R2, KV, service bindings, vars and secrets, as

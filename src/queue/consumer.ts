@@ -160,6 +160,9 @@ async function attemptReport(
       return failure("attempt.timeout", true, `The attempt exceeded its timeout of ${end.timeoutMs} ms.`);
     case "error":
       return failure("handler.error", end.retryable, errorMessage(end.error), end.retryAfterMs);
+    case "cancelled":
+      // The run's tracker ends the run `cancelled` once it holds this report.
+      return { kind: "stopped", attempt, ...(progress() ? { progress: progress() } : {}) };
     case "fenced":
     case "crash":
       return null;

@@ -34,7 +34,7 @@ export function displayStateCondition(
       const entries = Object.entries(policies);
       const last = "COALESCE(last_heartbeat_at, started_at, created_at)";
       if (entries.length === 0) {
-        return kind === "running" ? { sql: "0", params: [] } : { sql: "status = 'running'", params: [] };
+        return kind === "running" ? { sql: "0", params: [] } : { sql: "status = 'running' AND cancel_requested_at IS NULL", params: [] };
       }
       const cases = entries.map(() => "WHEN ? THEN ?").join(" ");
       const caseParams = entries.flatMap(([type, p]) => [type, p.heartbeatTimeoutMs + settings.heartbeatFlushIntervalMs]);
@@ -42,10 +42,15 @@ export function displayStateCondition(
       // `+type`: the listing must range over (workspace, status, id), never over every run of a known type.
       const fresh = `+type IN (${known}) AND ? - ${last} <= CASE type ${cases} END`;
       const params = [...entries.map(([t]) => t), now, ...caseParams];
+      // A run whose cancel was requested is Cancelling, fresh or not.
       return kind === "running"
-        ? { sql: `status = 'running' AND ${fresh}`, params }
-        : { sql: `status = 'running' AND NOT (${fresh})`, params };
+        ? { sql: `status = 'running' AND cancel_requested_at IS NULL AND ${fresh}`, params }
+        : { sql: `status = 'running' AND cancel_requested_at IS NULL AND NOT (${fresh})`, params };
     }
+    case "cancelling":
+      return { sql: "status = 'running' AND cancel_requested_at IS NOT NULL", params: [] };
+    case "cancelled":
+      return { sql: "outcome = 'cancelled'", params: [] };
     case "succeeded":
       return { sql: "outcome = 'succeeded'", params: [] };
     case "partially_succeeded":

@@ -36,6 +36,8 @@ export interface Diagnostics {
   /** What the detector saw: last heartbeat, deadline, thresholds in force, … */
   evidence?: Record<string, unknown>;
   thresholds?: Record<string, number>;
+  /** An operator's reason for cancelling the run, as they gave it (sanitised); `null` when they gave none. */
+  cancelReason?: string | null;
 }
 
 export interface RunRecord {
@@ -64,11 +66,14 @@ export interface RunRecord {
   retryOf: string | null;
   /** What the handler returned on success or partial success (contract section 1); `null` otherwise. */
   output: JsonValue;
+  /** When an operator asked to cancel the run (epoch ms), and who (an audit actor); `null` when nobody did. */
+  cancelRequestedAt: number | null;
+  cancelRequestedBy: string | null;
 }
 
 /** Every column of `operation_runs`, in table order: the select list of every run query. */
 export const RUN_COLUMNS =
-  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at, retry_of, output";
+  "id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at, started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by, idempotency_key, initiator, updated_at, retry_of, output, cancel_requested_at, cancel_requested_by";
 
 /** A row of `operation_runs` as D1 returns it (snake_case columns). */
 export interface RunRow {
@@ -95,6 +100,8 @@ export interface RunRow {
   updated_at: number;
   retry_of: string | null;
   output: string | null;
+  cancel_requested_at: number | null;
+  cancel_requested_by: string | null;
 }
 
 function parseJson(text: string): JsonValue {
@@ -146,6 +153,8 @@ export function rowToRecord(row: RunRow): RunRecord {
     updatedAt: row.updated_at,
     retryOf: row.retry_of,
     output: row.output === null ? null : parseJson(row.output),
+    cancelRequestedAt: row.cancel_requested_at ?? null,
+    cancelRequestedBy: row.cancel_requested_by ?? null,
   };
 }
 
@@ -157,5 +166,6 @@ export function stateOf(run: RunRecord): RunState {
     maxAttempts: run.maxAttempts,
     reasonCode: run.reasonCode,
     reconciledBy: run.reconciledBy,
+    cancelRequested: run.cancelRequestedAt !== null,
   };
 }

@@ -11,6 +11,7 @@
  * read and written) is wanted by the cost figures.
  */
 import {
+  actorName,
   DEFAULT_SETTINGS,
   decide,
   errorMessage,
@@ -93,6 +94,12 @@ interface Patch {
   completedAt?: number;
   deadlineAt: number | null;
   metadata: Record<string, unknown>;
+  /** An operator's cancel request, recorded on the run (contract section 7). */
+  cancelRequest?: { at: number; by: Actor };
+  /** Events the same write emits before the transition's own (a queued run's `run.cancel_requested`). */
+  precedingEvents?: Array<{ action: "run.cancel_requested"; metadata: Record<string, unknown> }>;
+  /** For a transition that ends a run `cancelled`: how its attempt ended, when the event alone does not say. */
+  stopped?: "grace_expired";
 }
 
 function stableJson(value: unknown): string {
@@ -165,7 +172,7 @@ export class RunService {
     const [inserted] = await this.db.batch([
       this.db
         .prepare(
-          `INSERT INTO operation_runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, NULL, ?, NULL, ?, ?, ?, ?, NULL)
+          `INSERT INTO operation_runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, NULL, ?, NULL, ?, ?, ?, ?, NULL, NULL, NULL)
            ON CONFLICT (workspace_id, idempotency_key) DO NOTHING`,
         )
         .bind(
@@ -479,6 +486,54 @@ export class RunService {
       .run();
   }
 
+  /**
+   * An operator cancels the run (contract section 7). A queued run ends
+   * `cancelled` at once: one write with `run.cancel_requested` then
+   * `run.cancelled`. A running run records the request (`run.cancel_requested`;
+   * it shows as Cancelling) and keeps running until its tracker ends the cancel
+   * (`cancelStopped`) or the attempt's next report does. A second request for
+   * a Cancelling run is refused as `duplicate` and writes nothing; a terminal
+   * run is refused as `terminal`.
+   */
+  cancel(runId: string, req: { actor: Actor; actorId?: string; reason?: string | null }): Promise<RunAnswer> {
+    const reason = req.reason ? sanitizeMessage(req.reason, MAX_CANCEL_REASON_LENGTH) : null;
+    const requested = { reason, ...(req.actorId !== undefined ? { actorId: req.actorId } : {}) };
+    return this.apply(runId, { type: "cancel" }, req.actor, (run, t, now) => {
+      const cancelRequest = { at: now, by: req.actor };
+      const diagnostics: Diagnostics = { ...run.diagnostics, cancelReason: reason };
+      if (t.to.status === "completed") {
+        return { diagnostics, deadlineAt: null, completedAt: now, cancelRequest, precedingEvents: [{ action: "run.cancel_requested", metadata: { ...requested, status: run.status } }], metadata: { ...requested, stopped: "queued" } };
+      }
+      return { diagnostics, deadlineAt: run.deadlineAt, cancelRequest, metadata: { ...requested, attempt: run.attempt } };
+    });
+  }
+
+  /**
+   * The cancelled run's attempt `attempt` stopped (`stopped`), or its cancel
+   * grace ran out first (`grace_expired`): the run ends `cancelled`.
+   */
+  cancelStopped(
+    runId: string,
+    attempt: number,
+    r: { how: "stopped" | "grace_expired"; actor: "system:consumer" | "system:tracker"; evidence?: Evidence; progress?: Progress },
+  ): Promise<RunAnswer> {
+    return this.apply(
+      runId,
+      { type: "cancel_stopped", attempt },
+      r.actor,
+      (run) => ({
+        ...(r.progress ? { progress: r.progress } : {}),
+        diagnostics: r.evidence ? { ...run.diagnostics, evidence: r.evidence } : run.diagnostics,
+        deadlineAt: null,
+        ...(r.how === "grace_expired" ? { stopped: r.how } : {}),
+        metadata: { attempt, ...(r.evidence ? { evidence: r.evidence } : {}) },
+      }),
+      undefined,
+      undefined,
+      (run) => run.outcome === "cancelled" && run.attempt === attempt && attemptEnded(run, attempt) === cancelledEnded(r.how),
+    );
+  }
+
   /** The queue dead-lettered the run's message. */
   deadLetter(runId: string, evidence: Evidence): Promise<RunAnswer> {
     return this.apply(runId, { type: "dead_letter" }, "system:dead-letter", (run, _t, now) =>
@@ -522,6 +577,10 @@ export class RunService {
         // The same report of the same attempt again (a retry of a write whose answer
         // was lost): already applied, so a no-op and not a late result (contract section 1).
         if (sameAsApplied?.(run)) return { ok: false, refusal: "duplicate", run };
+        // The same, where that report ended a Cancelling run `cancelled`.
+        if (run.outcome === "cancelled" && "attempt" in event && event.attempt === run.attempt && attemptEnded(run, event.attempt) === cancelledEnded(stoppedHow(event))) {
+          return { ok: false, refusal: "duplicate", run };
+        }
         if (d.action === "run.late_result_discarded") {
           // Recorded, never applied: terminal is forever and a fenced attempt changes nothing.
           await insertAuditEvent(this.db, {
@@ -537,8 +596,23 @@ export class RunService {
         return { ok: false, refusal: d.refusal, run };
       }
       if (d.action === null) throw new Error("heartbeats are written by heartbeat(), not as transitions");
-      const p = patchFor(run, d, now);
+      let p = patchFor(run, d, now);
+      if (d.action === "run.cancelled") p = cancelledPatch(run, p, event, actor, now);
       const to = d.to;
+      const cancel = p.cancelRequest ?? (run.cancelRequestedAt !== null ? { at: run.cancelRequestedAt, by: run.cancelRequestedBy } : null);
+      // A cancel is the operator's decision: its terminal event names them, the detector is in its metadata.
+      const eventActor = d.action === "run.cancelled" && cancel?.by ? asActor(cancel.by, actor) : actor;
+      const preceding = (p.precedingEvents ?? []).map((e) =>
+        insertAuditEventIfWon(this.db, {
+          workspaceId: run.workspaceId,
+          actor,
+          action: e.action,
+          subjectType: "run",
+          subjectId: run.id,
+          metadata: e.metadata,
+          createdAt: now,
+        }),
+      );
       const failureMessage =
         p.failureMessage !== undefined
           ? p.failureMessage
@@ -552,8 +626,9 @@ export class RunService {
                 SET status = ?, outcome = ?, attempt = ?, reason_code = ?, reconciled_by = ?,
                     failure_message = ?, diagnostics = ?, progress = ?, deadline_at = ?,
                     started_at = ?, completed_at = ?, last_heartbeat_at = ?, updated_at = ?,
-                    output = COALESCE(?, output)
-              WHERE id = ? AND status = ? AND attempt = ? AND (? = 0 OR deadline_at IS ?)
+                    output = COALESCE(?, output),
+                    cancel_requested_at = ?, cancel_requested_by = ?
+              WHERE id = ? AND status = ? AND attempt = ? AND (? = 0 OR deadline_at IS ?) AND cancel_requested_at IS ?
           RETURNING ${RUN_COLUMNS}`,
           )
           .bind(
@@ -571,15 +646,21 @@ export class RunService {
             p.lastHeartbeatAt ?? run.lastHeartbeatAt,
             now,
             p.output ?? null,
+            cancel?.at ?? null,
+            cancel?.by ?? null,
             run.id,
             run.status,
             run.attempt,
             expectDeadlineAt === undefined ? 0 : 1,
             expectDeadlineAt ?? null,
+            // Fenced on the cancel flag too: a decision made before a cancel request landed is re-made.
+            run.cancelRequestedAt,
           ),
+        // Each guarded insert follows the one before it: all exist exactly when the update won.
+        ...preceding,
         insertAuditEventIfWon(this.db, {
           workspaceId: run.workspaceId,
-          actor,
+          actor: eventActor,
           action: d.action,
           subjectType: "run",
           subjectId: run.id,
@@ -608,7 +689,78 @@ function retriedEvent(db: D1Database, req: CreateRunInput & { retryOf: string },
     subjectId: req.retryOf,
     metadata: { retryRunId: newRunId, ...(req.actorId !== undefined ? { actorId: req.actorId } : {}) },
     createdAt: now,
-  });
+  });}
+
+/** An operator's cancel reason is kept (in the audit events) up to this many characters. */
+export const MAX_CANCEL_REASON_LENGTH = 500;
+
+/** How the attempt of a Cancelling run ended, as the event that ended it says. */
+function stoppedHow(event: LifecycleEvent): string {
+  switch (event.type) {
+    case "result":
+      return `reported ${event.outcome}`;
+    case "attempt_failure":
+      return `reported ${event.reason}`;
+    case "heartbeat_lost":
+      return "heartbeat lost";
+    case "reconcile":
+      return `found overdue by the ${event.detector === "sweep" ? "sweep" : "tracker"}`;
+    case "cancel_stopped":
+      return "stopped";
+    default:
+      return event.type;
+  }
+}
+
+/** The attempt summary's `ended` for an attempt a cancel ended. */
+function cancelledEnded(how: string): string {
+  return `cancelled (${how.replaceAll("_", " ")})`;
+}
+
+function attemptEnded(run: RunRecord, attempt: number): string | undefined {
+  return run.diagnostics.attempts.find((a) => a.attempt === attempt)?.ended;
+}
+
+/** A stored actor string as an `Actor` (the people's kinds); anything else falls back to `fallback`. */
+function asActor(value: string, fallback: Actor): Actor {
+  return value.startsWith("user:") || value.startsWith("api-token:") ? (value as Actor) : fallback;
+}
+
+/**
+ * The patch of a transition that ends a run `cancelled` (contract sections 2
+ * and 7), whichever event ended it: the operator's sentence as its message, the
+ * attempt's end in diagnostics, and in the event what the attempt reported.
+ */
+function cancelledPatch(run: RunRecord, p: Patch, event: LifecycleEvent, actor: Actor, now: number): Patch {
+  const how = event.type === "cancel" ? "queued" : (p.stopped ?? stoppedHow(event));
+  const by = p.cancelRequest?.by ?? run.cancelRequestedBy;
+  const diagnostics = run.status === "running" ? withAttempt(p.diagnostics, run.attempt, { endedAt: now, ended: cancelledEnded(how) }) : p.diagnostics;
+  const reason = p.diagnostics.cancelReason ?? null;
+  // The operator's own words, for everyone who may read the run: their reason is written for them.
+  const sentence = `Cancelled by ${by ? actorName(by) : "an operator"}`;
+  return {
+    ...p,
+    failureMessage: truncateText(reason ? `${sentence}: ${reason}` : `${sentence}.`),
+    diagnostics,
+    completedAt: now,
+    deadlineAt: null,
+    metadata: { ...p.metadata, stopped: how, ...(event.type !== "cancel" ? { detectedBy: event.type === "cancel_stopped" ? actor : detectorActor(event) } : {}) },
+  };
+}
+
+/** Which piece of the system saw the Cancelling attempt end. */
+function detectorActor(event: LifecycleEvent): string {
+  switch (event.type) {
+    case "result":
+    case "attempt_failure":
+      return "system:consumer";
+    case "reconcile":
+      return event.detector === "sweep" ? "system:sweep" : "system:tracker";
+    case "dead_letter":
+      return "system:dead-letter";
+    default:
+      return "system:tracker";
+  }
 }
 
 /** At most this many infrastructure errors are kept on a run (the latest). */

@@ -46,7 +46,8 @@ export interface RunTicket {
 
 export type ClaimAnswer = { ok: true; run: RunTicket } | { ok: false; refusal: TrackerRefusal };
 
-export type HeartbeatReply = { ok: true } | { ok: false; refusal: TrackerRefusal };
+/** `cancelRequested`: an operator cancelled the run; the attempt must stop (its AbortSignal fires) and report `stopped`. */
+export type HeartbeatReply = { ok: true; cancelRequested?: boolean } | { ok: false; refusal: TrackerRefusal };
 
 /**
  * An attempt's end, as the consumer reports it. `outputJson`: the handler's
@@ -65,6 +66,31 @@ export type AttemptReport =
       /** The handler's delay for the next attempt (ms, `RetryableError.retryAfterMs`); absent: the policy's. */
       retryAfterMs?: number;
     };
+  /** The attempt stopped because its run was cancelled. */
+  | { kind: "stopped"; attempt: number; progress?: Progress };
+
+/** An operator's cancel, as the run's tracker takes it (contract section 7). */
+export interface CancelRequest {
+  runId: string;
+  /** Who: an audit actor (`user:<email>`, `api-token:<name>`). */
+  actor: `user:${string}` | `api-token:${string}`;
+  actorId?: string;
+  reason?: string | null;
+}
+
+/**
+ * `cancelled`: the run was queued and is now completed/cancelled.
+ * `cancelling`: the run is running; its attempt is told to stop (`already`: a
+ * cancel was requested before, nothing new was written). `terminal`: the run
+ * had ended; nothing changed. `unavailable`: the tracker holds an attempt's
+ * report it could not yet write to D1; nothing changed, try again.
+ */
+export type CancelAnswer =
+  | { result: "cancelled" }
+  | { result: "cancelling"; already: boolean }
+  | { result: "terminal" }
+  | { result: "not_found" }
+  | { result: "unavailable" };
 
 /**
  * `ok`: the tracker holds the report (stored before answering) and the message

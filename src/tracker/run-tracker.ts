@@ -43,6 +43,8 @@ import {
 } from "./state";
 import type {
   AttemptReport,
+  CancelAnswer,
+  CancelRequest,
   ClaimAnswer,
   DeadLetterAnswer,
   DeadLetterRequest,
@@ -63,6 +65,14 @@ function withinOutputCap(report: AttemptReport): AttemptReport {
   if (check.ok) return report;
   const { attempt, progress } = report;
   return { kind: "failure", attempt, reason: "handler.error", retryable: false, message: check.message, ...(progress ? { progress } : {}) };
+}
+
+/** What a cancel did, from the run service's answer. */
+function cancelAnswerOf(answer: RunAnswer): CancelAnswer {
+  if (answer.ok) return answer.run.status === "completed" ? { result: "cancelled" } : { result: "cancelling", already: false };
+  if (answer.refusal === "duplicate") return { result: "cancelling", already: true };
+  if (answer.refusal === "not_found") return { result: "not_found" };
+  return { result: "terminal" };
 }
 
 export class RunTracker extends DurableObject<Env> {
@@ -124,7 +134,9 @@ export class RunTracker extends DurableObject<Env> {
     }
     if (run.attempt < s.attempt) return s;
     if (run.status === "running") {
-      if (s.status === "running" && run.attempt === s.attempt) return s;
+      // A cancel D1 holds (requested through this tracker, or by D1 alone when it held no state).
+      const cancel = run.cancelRequestedAt !== null && run.cancelRequestedBy !== null ? { requestedAt: run.cancelRequestedAt, by: run.cancelRequestedBy } : (s.cancel ?? null);
+      if (s.status === "running" && run.attempt === s.attempt) return cancel === (s.cancel ?? null) ? s : { ...s, cancel };
       // D1 started this attempt although the tracker had not recorded it (a claim
       // whose answer was lost): adopt it; its heartbeat deadline decides from here.
       return {
@@ -134,6 +146,7 @@ export class RunTracker extends DurableObject<Env> {
         dispatch: { ...s.dispatch, claimed: true },
         lastHeartbeatAt: Math.max(s.lastHeartbeatAt ?? 0, run.lastHeartbeatAt ?? run.startedAt ?? Date.now()),
         lastFlushedAt: run.lastHeartbeatAt,
+        cancel,
       };
     }
     // queued
@@ -319,7 +332,9 @@ export class RunTracker extends DurableObject<Env> {
       // fires, re-arms at the heartbeat's new one.
       this.state = next;
       await this.ctx.storage.put(STATE_KEY, next);
-      return { ok: true };
+      // Cancelling: the attempt learns it here and stops (contract section 7). It keeps
+      // heartbeating until its `stopped` report is held, so it is not declared lost meanwhile.
+      return s.cancel ? { ok: true, cancelRequested: true } : { ok: true };
     });
   }
 
@@ -363,6 +378,13 @@ export class RunTracker extends DurableObject<Env> {
 
   private applyReport(s: TrackerState, p: PendingReport): Promise<RunAnswer> {
     const service = this.service();
+    if (p.kind === "stopped") {
+      return service.cancelStopped(s.runId, p.attempt, {
+        how: "stopped",
+        actor: "system:consumer",
+        ...(p.progress !== undefined ? { progress: p.progress } : {}),
+      });
+    }
     if (p.kind === "result") {
       return service.complete(s.runId, p.attempt, {
         outcome: p.outcome,
@@ -392,7 +414,7 @@ export class RunTracker extends DurableObject<Env> {
     try {
       answer = await this.applyReport(s, p);
     } catch (error) {
-      const failed = this.noteError(s, p.kind === "result" ? "result_write" : "failure_write", error);
+      const failed = this.noteError(s, p.kind === "failure" ? "failure_write" : "result_write", error);
       return { state: { ...failed, failures: s.failures + 1, retryAt: Date.now() + backoffMs(s.failures + 1) } };
     }
     const base: TrackerState = { ...s, pending: null, failures: 0, retryAt: null };
@@ -403,6 +425,45 @@ export class RunTracker extends DurableObject<Env> {
     if (applied) next = { ...next, applied: { attempt: p.attempt, kind: p.kind } };
     if (next.status === "queued") next = await this.send(next, false);
     return applied || answer.ok ? { state: next } : { state: next, refusal: answer.refusal };
+  }
+
+  /**
+   * An operator cancels the run (contract section 7). In this object's order
+   * of calls, so a report it already holds wins (it is applied first and the
+   * cancel finds the run ended), and a report that comes after ends the run
+   * `cancelled`. A queued run ends at once: its dispatch is never claimed
+   * (a later claim finds the run terminal) and the alarm only waits to clean
+   * up. A running run is Cancelling: its heartbeats are answered with the
+   * cancel and the alarm is re-armed at the cancel grace. Twice is harmless:
+   * the second finds the cancel requested (or the run ended) and writes nothing.
+   */
+  async cancel(req: CancelRequest): Promise<CancelAnswer> {
+    return this.serial(async () => {
+      let s = await this.load();
+      const request = { actor: req.actor, ...(req.actorId !== undefined ? { actorId: req.actorId } : {}), reason: req.reason ?? null };
+      if (!s) {
+        // No tracker holds the run (it could not take it at acceptance): D1 alone decides, and
+        // the sweep, which adopts or reconciles such runs, sees the outcome.
+        return cancelAnswerOf(await this.service().cancel(req.runId, request));
+      }
+      if (s.status === "completed") return { result: "terminal" };
+      if (s.pending) {
+        const applied = await this.applyPending(s);
+        s = applied.state;
+        await this.save(s);
+        if (s.status === "completed") return { result: "terminal" };
+        if (s.pending) return { result: "unavailable" };
+      }
+      let answer: RunAnswer;
+      try {
+        answer = await this.service().cancel(s.runId, request);
+      } catch (error) {
+        await this.save(this.noteError(s, "cancel", error));
+        throw error;
+      }
+      if (answer.run) await this.save(this.followed(s, answer.run));
+      return cancelAnswerOf(answer);
+    });
   }
 
   /** What the tracker knows, for the sweep to consult before it force-resolves. */
@@ -524,6 +585,21 @@ export class RunTracker extends DurableObject<Env> {
           },
           s.progress ?? undefined,
         );
+        return this.settle(flushed, answer);
+      }
+      case "cancel_expired": {
+        const flushed = await this.flushErrors(s);
+        const answer = await this.service().cancelStopped(s.runId, s.attempt, {
+          how: "grace_expired",
+          actor: "system:tracker",
+          evidence: {
+            cancelRequestedAt: s.cancel?.requestedAt ?? null,
+            graceEndsAt: action.deadline,
+            lastHeartbeatAt: s.lastHeartbeatAt,
+            detectedAt: now,
+          },
+          ...(s.progress ? { progress: s.progress } : {}),
+        });
         return this.settle(flushed, answer);
       }
       case "stale_queued": {

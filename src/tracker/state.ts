@@ -4,7 +4,7 @@
  * unit-testable code: the object only loads, decides, acts and saves.
  */
 import type { TrackRequest } from "./protocol";
-import { heartbeatDeadline, type ExecutionReasonCode, type FinalOutcome, type LifecyclePolicy, type Progress, type RunStatus } from "../lifecycle";
+import { cancelGraceFor, DEFAULT_SETTINGS, heartbeatDeadline, type ExecutionReasonCode, type FinalOutcome, type LifecyclePolicy, type Progress, type RunStatus } from "../lifecycle";
 
 /** The version of the stored shape; `upgradeState` reads older ones deliberately. */
 export const TRACKER_STATE_VERSION = 2;
@@ -43,7 +43,9 @@ export type PendingReport =
       /** Optional, so a state stored before it existed reads as "the policy's delay" (no version bump). */
       retryAfterMs?: number;
       storedAt: number;
-    };
+    }
+  /** The attempt of a Cancelling run stopped (its AbortSignal fired): the cancel completes. */
+  | { kind: "stopped"; attempt: number; progress?: Progress; storedAt: number };
 
 /** An error raised outside the handler, kept until it is recorded on the run. */
 export interface TrackerError {
@@ -78,6 +80,12 @@ export interface TrackerState {
   /** No action before this time after a failure (epoch ms); `null` when none failed. */
   retryAt: number | null;
   completedAt: number | null;
+  /**
+   * An operator's cancel of the running attempt (contract section 7): its
+   * heartbeats are answered with the cancel, and the alarm ends the run after
+   * the cancel grace. Absent in states stored before cancel existed (= null).
+   */
+  cancel?: { requestedAt: number; by: string } | null;
 }
 
 /**
@@ -133,9 +141,16 @@ export type AlarmAction =
   | { kind: "send"; resend: boolean }
   | { kind: "heartbeat_lost"; lastHeartbeatAt: number; deadline: number }
   | { kind: "stale_queued"; deadline: number }
+  /** A Cancelling attempt did not stop within the cancel grace: the run ends `cancelled`. */
+  | { kind: "cancel_expired"; deadline: number }
   | { kind: "cleanup" };
 
-type AlarmPolicy = Pick<LifecyclePolicy, "heartbeatTimeoutMs" | "staleQueuedAfterMs">;
+type AlarmPolicy = Pick<LifecyclePolicy, "heartbeatTimeoutMs" | "staleQueuedAfterMs"> & Partial<Pick<LifecyclePolicy, "heartbeatIntervalMs">>;
+
+/** When a Cancelling attempt's cancel grace runs out (epoch ms). */
+export function cancelGraceEndsAt(cancel: { requestedAt: number }, policy: AlarmPolicy): number {
+  return cancel.requestedAt + cancelGraceFor({ heartbeatIntervalMs: policy.heartbeatIntervalMs ?? 0 }, DEFAULT_SETTINGS);
+}
 
 /** When an unclaimed dispatch that reached the queue `sends` times is re-sent. */
 export function resendAt(d: Dispatch, policy: Pick<LifecyclePolicy, "staleQueuedAfterMs">): number {
@@ -158,6 +173,12 @@ export function alarmAction(s: TrackerState, policy: AlarmPolicy, now: number): 
   if (s.status === "running") {
     const last = s.lastHeartbeatAt ?? s.dispatch.dueAt;
     const deadline = heartbeatDeadline(last, policy);
+    if (s.cancel) {
+      // Cancelling: the run ends at the cancel grace, or earlier if the attempt goes silent
+      // (then heartbeat_lost, which ends a Cancelling run `cancelled` too).
+      const graceEnds = cancelGraceEndsAt(s.cancel, policy);
+      if (graceEnds <= deadline) return now >= graceEnds ? { kind: "cancel_expired", deadline: graceEnds } : { kind: "wait", until: graceEnds };
+    }
     return now >= deadline ? { kind: "heartbeat_lost", lastHeartbeatAt: last, deadline } : { kind: "wait", until: deadline };
   }
   // queued

@@ -72,7 +72,8 @@ async function seedEveryDisplayState(workspaceId: string): Promise<Record<Displa
   };
 
   // Independent runs, so their setups run concurrently; each chain is ordered.
-  const [queued, retrying, legacyQueued, overdue, running, stale, legacyRunning, succeeded, partial, threw, handlerFailed, reconciled, deadLettered] =
+  const cancel = { actor: "user:canceller@test" } as const;
+  const [queued, retrying, legacyQueued, overdue, running, stale, legacyRunning, succeeded, partial, threw, handlerFailed, reconciled, deadLettered, cancelling, silentCancelling, cancelledQueued, cancelledRunning] =
     await Promise.all([
       queuedRun(),
       // Attempt 1 failed retryably: back in the queue, waiting for attempt 2.
@@ -99,6 +100,19 @@ async function seedEveryDisplayState(workspaceId: string): Promise<Record<Displa
         return id;
       }),
       claimed(svc, workspaceId).then(async (id) => (ok(await svc.deadLetter(id, { test: true })), id)),
+      // Cancel requested while running: Cancelling, whether its heartbeat is fresh or not.
+      claimed(svc, workspaceId).then(async (id) => (ok(await svc.cancel(id, cancel)), id)),
+      claimed(svc, workspaceId).then(async (id) => {
+        ok(await svc.cancel(id, cancel));
+        await setRow(id, "last_heartbeat_at = ?", now - staleFor);
+        return id;
+      }),
+      queuedRun().then(async (id) => (ok(await svc.cancel(id, cancel)), id)),
+      claimed(svc, workspaceId).then(async (id) => {
+        ok(await svc.cancel(id, cancel));
+        ok(await svc.cancelStopped(id, 1, { how: "stopped", actor: "system:consumer" }));
+        return id;
+      }),
     ]);
 
   return {
@@ -111,6 +125,8 @@ async function seedEveryDisplayState(workspaceId: string): Promise<Record<Displa
     partially_succeeded: [partial],
     failed: [threw, handlerFailed],
     failed_reconciled: [reconciled, deadLettered],
+    cancelling: [cancelling, silentCancelling],
+    cancelled: [cancelledQueued, cancelledRunning],
   };
 }
 

@@ -20,6 +20,8 @@ const LABELS: Record<DisplayStateKind, RegExp> = {
   partially_succeeded: /^Partially succeeded$/,
   failed: /^Failed$/,
   failed_reconciled: /^Failed · reconciled by sweep$/,
+  cancelling: /^Cancelling$/,
+  cancelled: /^Cancelled by operator@demo\.test$/,
 };
 
 interface BadgeLook {

@@ -158,6 +158,7 @@ export function d1ApplyReport(w: World, p: Report): RunAnswer {
       sameAsApplied: (r) => r.state.status === "completed" && r.state.attempt === p.attempt && r.state.reconciledBy === null && r.state.outcome === p.outcome,
     });
   }
+  if (p.kind === "stopped") return d1Apply(w, { type: "cancel_stopped", attempt: p.attempt }, { actor: "consumer" });
   return d1Apply(w, { type: "attempt_failure", attempt: p.attempt, retryable: p.retryable, reason: p.reason }, {
     actor: "consumer",
     sameAsApplied: (r) =>

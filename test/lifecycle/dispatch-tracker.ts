@@ -227,6 +227,9 @@ export function act(w: World, s: TrackerState): TrackerState | null {
       return send(w, s, action.resend);
     case "heartbeat_lost":
       return settle(w, flushErrors(s), d1Apply(w, { type: "heartbeat_lost", attempt: s.attempt }, { actor: "tracker" }));
+    case "cancel_expired":
+      // The model makes no cancels; mirrored so the alarm's cases stay complete.
+      return settle(w, flushErrors(s), d1Apply(w, { type: "cancel_stopped", attempt: s.attempt }, { actor: "tracker" }));
     case "stale_queued": {
       const event: LifecycleEvent = {
         type: "reconcile",

@@ -1,4 +1,4 @@
-// Reason codes (contract section 3): the public vocabulary and its two families.
+// Reason codes (contract section 3): the public vocabulary and its three families.
 import { describe, expect, it } from "vitest";
 import { explainReason, isReasonCode, REASON_CODES, reasonFamily } from "../../src/lifecycle";
 
@@ -14,6 +14,7 @@ describe("reason codes", () => {
       "lifecycle.heartbeat_lost": "lifecycle",
       "lifecycle.stale_running": "lifecycle",
       "queue.max_attempts_exceeded": "lifecycle",
+      "operator.cancelled": "operator",
     });
   });
 

@@ -252,7 +252,8 @@ export async function createDeadLettered(svc: RunService, workspaceId: string, e
 /** One run in each display state of contract section 6, at about `Date.now()`. */
 export async function seedEveryDisplayState(workspaceId: string, svc: RunService = runService()): Promise<Record<DisplayStateKind, string>> {
   const now = Date.now();
-  const [queued, retrying, queuedOverdue, running, runningStale, succeeded, partial, failed, reconciled] = await Promise.all([
+  const cancel = { actor: "user:canceller@test" } as const;
+  const [queued, retrying, queuedOverdue, running, runningStale, succeeded, partial, failed, reconciled, cancelling, cancelled] = await Promise.all([
     createQueued(svc, workspaceId),
     createRetrying(svc, workspaceId),
     createQueued(svc, workspaceId).then(async (id) => (await setRow(id, "deadline_at = ?", now - 60_000), id)),
@@ -269,6 +270,8 @@ export async function seedEveryDisplayState(workspaceId: string, svc: RunService
       ok(await svc.reconcile(id, { detector: "sweep", reason: "lifecycle.stale_queued", observed, evidence: { test: true } }), "reconcile");
       return id;
     }),
+    createRunning(svc, workspaceId).then(async (id) => (ok(await svc.cancel(id, cancel), "cancel"), id)),
+    createQueued(svc, workspaceId).then(async (id) => (ok(await svc.cancel(id, cancel), "cancel"), id)),
   ]);
   return {
     queued,
@@ -280,6 +283,8 @@ export async function seedEveryDisplayState(workspaceId: string, svc: RunService
     partially_succeeded: partial,
     failed,
     failed_reconciled: reconciled,
+    cancelling,
+    cancelled,
   };
 }
 

@@ -204,7 +204,7 @@ const shift = (t: number | null, ms: number) => (t === null ? null : t - ms);
 
 /**
  * Simulate `ms` of silence: every timestamp the tracker holds (last
- * heartbeat, last flush, the dispatch's due and send times, completed at) moves `ms` into the past.
+ * heartbeat, last flush, the dispatch's due and send times, completed at, a cancel's request) moves `ms` into the past.
  * The object is then evicted so its cached in-memory state is reloaded from
  * storage. The armed alarm is left alone; run it with `runAlarm`.
  */
@@ -221,6 +221,7 @@ export async function ageTracker(runId: string, ms: number): Promise<TrackerStat
       pending: s.pending ? { ...s.pending, storedAt: s.pending.storedAt - ms } : null,
       retryAt: shift(s.retryAt, ms),
       completedAt: shift(s.completedAt, ms),
+      cancel: s.cancel ? { ...s.cancel, requestedAt: s.cancel.requestedAt - ms } : (s.cancel ?? null),
     };
     await state.storage.put(STATE_KEY, next);
     return next;

@@ -1,4 +1,4 @@
-/** What each membership role may do in the admin. Only owners manage the workspace (tokens, members). */
+/** What each membership role may do in the admin. Only owners manage the workspace (tokens, members); owners and operators act on runs (contract section 7). */
 import type { MembershipRole } from "../../db/schema";
 
 /** `runs:act`: operator actions on runs (contract section 7: retry as a new run, cancel). */

@@ -12,6 +12,8 @@ const ICONS: Record<DisplayState["kind"], string> = {
   partially_succeeded: "◐",
   failed: "✕",
   failed_reconciled: "⊘",
+  cancelling: "◌",
+  cancelled: "⊗",
 };
 
 /** The display state as a badge: each kind has its own look; stale kinds never share the live ones'. */

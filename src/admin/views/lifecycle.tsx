@@ -26,6 +26,7 @@ const SETTINGS: Record<keyof LifecycleSettings, string> = {
   heartbeatFlushIntervalMs: "Heartbeat flush interval to D1",
   sweepGraceMs: "Sweep grace past a deadline",
   queueMarginMs: "Queue delivery margin",
+  cancelGraceMs: "Cancel grace (an attempt's time to stop after its run is cancelled)",
 };
 
 /** The unit of each rule's numbers. */

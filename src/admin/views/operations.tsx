@@ -24,7 +24,7 @@ export interface OperationsQuery {
 }
 
 const GROUP_LABELS: Record<keyof typeof DISPLAY_GROUPS, string> = {
-  active: "Active (queued, retrying, running)",
+  active: "Active (queued, retrying, running, cancelling)",
   stale: "Stale (overdue, no heartbeat)",
   failures: "Failed (all)",
 };

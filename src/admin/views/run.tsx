@@ -12,6 +12,7 @@ import type { AuditEvent, RunRecord } from "../../runs";
 import { AbsTime, CopyButton, exactDuration, humanTime, ProgressBar, RelTime } from "./components";
 import { displayOf, RunState } from "./state";
 import { OutputView, RetryForm, RetryLinks } from "../run-actions";
+import { CancellingCallout, RunActions } from "./run-actions";
 
 const DETECTOR_TEXT: Record<Detector, string> = {
   tracker_alarm: "the run's tracker (its alarm found the attempt's deadline passed)",
@@ -30,6 +31,8 @@ const ACTION_TEXT: Record<string, string> = {
   "run.reconciled": "Reconciled",
   "run.late_result_discarded": "Late result discarded",
   "run.retried": "Retried as a new run",
+  "run.cancel_requested": "Cancel requested",
+  "run.cancelled": "Cancelled",
 };
 
 const OUTCOME_TEXT: Record<string, string> = {
@@ -123,7 +126,9 @@ function explanationOf(run: RunRecord): ReasonExplanation | null {
 export function RunSummary({ run, now, showDiagnostics, canAct }: { run: RunRecord; now: number; showDiagnostics: boolean; canAct: boolean }) {
   const display = displayOf(run, now);
   const reason = explanationOf(run);
-  const reconciled = run.reasonCode !== null && reasonFamily(run.reasonCode) === "lifecycle";
+  const family = run.reasonCode !== null ? reasonFamily(run.reasonCode) : null;
+  const reconciled = family === "lifecycle";
+  const cancelled = family === "operator";
   // A timeout's stored message ("Attempt 1 of 3 failed: …") reads as if more attempts followed; the explanation says it right.
   const message = run.reasonCode === "attempt.timeout" ? null : run.failureMessage;
   return (
@@ -143,11 +148,15 @@ export function RunSummary({ run, now, showDiagnostics, canAct }: { run: RunReco
           sweep will resolve it. Do not assume it is still working.
         </div>
       ) : null}
+      <CancellingCallout run={run} />
       {reason ? (
-        <div class={`callout ${reconciled ? "callout--reconciled" : "callout--bad"}`} data-reason-family={reconciled ? "lifecycle" : "execution"}>
+        <div
+          class={`callout ${reconciled ? "callout--reconciled" : cancelled ? "callout--cancelled" : "callout--bad"}`}
+          data-reason-family={family ?? "execution"}
+        >
           <h2 class="callout__title">
-            {reconciled ? "Reconciled by the lifecycle machinery: " : "Failed: "}
-            {reason.title}
+            {reconciled ? "Reconciled by the lifecycle machinery: " : cancelled ? "" : "Failed: "}
+            {cancelled ? display.label : reason.title}
           </h2>
           {reconciled && run.reconciledBy ? (
             <p>
@@ -400,6 +409,7 @@ export function RunView({
         <CopyButton value={run.id} what={`run id ${run.id}`} />
       </div>
       <RetryLinks run={run} retriedBy={retriedBy} />
+      <RunActions run={run} canCancel={canAct} />
       <RunSummary run={run} now={now} showDiagnostics={showDiagnostics} canAct={canAct} />
       <Input run={run} />
       <h2>Timeline</h2>

@@ -21,6 +21,8 @@ export const DISPLAY_LABELS: Record<DisplayStateKind, string> = {
   partially_succeeded: "Partially succeeded",
   failed: "Failed",
   failed_reconciled: "Failed · reconciled",
+  cancelling: "Cancelling",
+  cancelled: "Cancelled",
 };
 
 export function displayOf(run: RunRecord, now: number): DisplayState {

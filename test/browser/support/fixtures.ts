@@ -106,6 +106,9 @@ const thresholds = {
 
 const progressOf = (total: number, processed: number, failed = 0) => JSON.stringify({ total, processed, succeeded: processed - failed, failed });
 
+/** Who cancels the seeded Cancelling and Cancelled runs. */
+const CANCELLER = "user:operator@demo.test";
+
 /** What to seed: a display state, or the failed run whose message and last error are XSS payloads. */
 export type RunKind = DisplayStateKind | "failed_xss";
 
@@ -128,6 +131,8 @@ function runOf(workspaceId: string, kind: RunKind, now: number): { run: RunValue
     failed: now - 28 * 60_000,
     failed_reconciled: now - 27 * 60_000,
     failed_xss: now - 26 * 60_000,
+    cancelling: now - 50_000,
+    cancelled: now - 25 * 60_000,
   }[kind];
   const id = `run_${ulid(created)}`;
   const started = created + 2_000;
@@ -155,6 +160,8 @@ function runOf(workspaceId: string, kind: RunKind, now: number): { run: RunValue
     updated_at: created,
     retry_of: null,
     output: null,
+    cancel_requested_at: null,
+    cancel_requested_by: null,
   };
   const events: EventSpec[] = [
     { at: created, actor: "api-token:tok_browser", action: "run.queued", metadata: { type: DEMO, maxAttempts: POLICY.maxAttempts, idempotencyKey: null } },
@@ -184,6 +191,22 @@ function runOf(workspaceId: string, kind: RunKind, now: number): { run: RunValue
         last_heartbeat_at: { sql: SQL_NOW },
         deadline_at: { sql: `${SQL_NOW} + ${POLICY.staleRunningAfterMs}` },
         updated_at: { sql: SQL_NOW },
+      },
+      events,
+    };
+  }
+  if (kind === "cancelling") {
+    // Cancel asked for 1 s ago; its attempt is alive (heartbeat now) and not yet stopped.
+    const asked = now - 1_000;
+    events.push({ at: asked, actor: CANCELLER, action: "run.cancel_requested", metadata: { from: "running", to: "running", attempt: 1, reason: null } });
+    return {
+      run: {
+        ...running,
+        last_heartbeat_at: { sql: SQL_NOW },
+        deadline_at: { sql: `${SQL_NOW} + ${POLICY.staleRunningAfterMs}` },
+        updated_at: asked,
+        cancel_requested_at: asked,
+        cancel_requested_by: CANCELLER,
       },
       events,
     };
@@ -243,6 +266,19 @@ function runOf(workspaceId: string, kind: RunKind, now: number): { run: RunValue
       const lastError = { attempt: 1, message: XSS_MESSAGE, reasonCode: "handler.error" as const, at: ended };
       events.push({ at: ended, actor: "system:consumer", action: "run.failed", metadata: { from: "running", to: "completed", attempt: 1, reason: "handler.error", error: XSS_MESSAGE, retryable: false } });
       return { run: completed("failed", "handler.error", `Attempt 1 of ${POLICY.maxAttempts} failed: ${XSS_MESSAGE}`, { attempts: attempt("handler.error", XSS_MESSAGE), lastError, thresholds }, progressOf(10, 3)), events };
+    }
+    case "cancelled": {
+      const asked = ended - 1_500;
+      events.push({ at: asked, actor: CANCELLER, action: "run.cancel_requested", metadata: { from: "running", to: "running", attempt: 1, reason: "wrong input" } });
+      events.push({ at: ended, actor: CANCELLER, action: "run.cancelled", metadata: { from: "running", to: "completed", attempt: 1, stopped: "stopped", detectedBy: "system:consumer" } });
+      return {
+        run: {
+          ...completed("cancelled", "operator.cancelled", "Cancelled by operator@demo.test: wrong input", { attempts: attempt("cancelled (stopped)"), thresholds, cancelReason: "wrong input" }, progressOf(10, 6)),
+          cancel_requested_at: asked,
+          cancel_requested_by: CANCELLER,
+        },
+        events,
+      };
     }
     case "failed_reconciled": {
       // The sweep found it running with its heartbeat long overdue, after its tracker could not act.
