@@ -1,10 +1,11 @@
 /** The JSON API under /api/v1, with the one error path: problem+json. */
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { runtimeContract } from "../contract-runtime";
 import type { ContractReport } from "../lifecycle";
 import { log } from "../log";
 import type { ApiEnv } from "./auth";
+import { serveOpenApiDocument } from "./openapi";
 import { policiesApi } from "./policies";
 import { ApiProblem, problemResponse, problems } from "./problem";
 import { runsApi } from "./runs";
@@ -25,8 +26,8 @@ export const apiResponseHeaders = createMiddleware(async (c, next) => {
   c.res.headers.set("X-Content-Type-Options", "nosniff");
 });
 
-export function createApi(deps: ApiDeps = { contract: runtimeContract }): Hono<ApiEnv> {
-  const api = new Hono<ApiEnv>();
+export function createApi(deps: ApiDeps = { contract: runtimeContract }): OpenAPIHono<ApiEnv> {
+  const api = new OpenAPIHono<ApiEnv>();
 
   api.use("*", async (c, next) => {
     c.set("contract", deps.contract);
@@ -34,6 +35,7 @@ export function createApi(deps: ApiDeps = { contract: runtimeContract }): Hono<A
   });
   api.route("/runs", runsApi);
   api.route("/policies", policiesApi);
+  serveOpenApiDocument(api);
 
   api.notFound((c) => problemResponse(problems.notFound("route"), new URL(c.req.url).pathname));
 

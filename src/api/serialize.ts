@@ -1,11 +1,16 @@
 import { reasonFamily } from "../lifecycle";
 import { displayStateOf } from "../run-service";
 import type { AuditEvent, RunRecord } from "../runs";
+import type { RunEventJson, RunJson } from "./schemas";
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+function iso(ms: number): string;
+function iso(ms: number | null): string | null;
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
 
 /** The run as the API shows it (contract field names, times in ISO 8601). */
-export function runJson(run: RunRecord, now: number) {
+export function runJson(run: RunRecord, now: number): RunJson {
   const display = displayStateOf(run, now);
   return {
     id: run.id,
@@ -40,6 +45,6 @@ export function runJson(run: RunRecord, now: number) {
 }
 
 /** One audit event of a run's history, as the API shows it. */
-export function eventJson(e: AuditEvent) {
+export function eventJson(e: AuditEvent): RunEventJson {
   return { id: e.id, action: e.action, actor: e.actor, createdAt: iso(e.createdAt), metadata: e.metadata };
 }
