@@ -23,19 +23,22 @@ export const createRunBody = z
   .strict()
   .openapi("CreateRunRequest");
 
+/** `limit` in decimal digits only: Number() would also take "0x10", "1e1" and " 5". */
+const DECIMAL_LIMIT = /^[0-9]{1,6}$/;
+
 export const listRunsQuery = z
   .object({
     status: z.enum(RUN_STATUSES).optional(),
     type: z.string().min(1).max(200).optional(),
     display: z.enum(DISPLAY_STATES).optional(),
-    // Decimal digits only: Number() would also take "0x10", "1e1" and " 5".
     limit: z
       .string()
-      .regex(/^[0-9]{1,6}$/, "must be a decimal integer")
+      .regex(DECIMAL_LIMIT, "must be a decimal integer")
       .transform(Number)
       .pipe(z.number().int().min(1).max(100))
       .default(20)
-      .openapi({ param: { description: "Page size, 1–100 in decimal digits (default 20)." }, type: "string", example: "20" }),
+      // The document shows the parameter as it is sent (a string of digits), not the number it becomes.
+      .openapi({ param: { description: "Page size, 1–100 in decimal digits (default 20)." }, type: "string", pattern: DECIMAL_LIMIT.source, default: "20" }),
     cursor: z.string().max(200).optional().openapi({ param: { description: "The previous page's nextCursor (opaque)." } }),
   })
   .strict();
@@ -49,14 +52,12 @@ export const runIdParams = z.object({
 export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export const createRunHeaders = z.object({
-  "idempotency-key": z
+  "Idempotency-Key": z
     .string()
     .regex(IDEMPOTENCY_KEY)
     .optional()
     .openapi({
       param: {
-        name: "Idempotency-Key",
-        in: "header",
         description:
           "Replaying the same key with the same request answers 200 with the same run (and hands it to its tracker again); the same key with another request is a 409.",
       },
@@ -113,10 +114,8 @@ export const runPageSchema = z
   .strict()
   .openapi("RunPage");
 
-const jsonValue: z.ZodType<unknown> = z.json();
-
 export const runEventSchema = z
-  .object({ id: z.string(), action: z.string(), actor: z.string(), createdAt: isoTime, metadata: jsonValue })
+  .object({ id: z.string(), action: z.string(), actor: z.string(), createdAt: isoTime, metadata: z.unknown().openapi({ description: "The event's JSON detail (secrets masked when written)." }) })
   .strict()
   .openapi("RunEvent");
 export type RunEventJson = z.infer<typeof runEventSchema>;
