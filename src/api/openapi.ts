@@ -50,7 +50,7 @@ export function documented<E extends HonoEnv>(
 }
 
 /** A JSON response of `schema`. */
-export function json(schema: ZodType, description: string, headers?: Record<string, { description: string; schema: { type: "string" } }>) {
+export function json(schema: ZodType, description: string, headers?: Record<string, { description: string; required?: boolean; schema: { type: "string" } }>) {
   return { description, content: { "application/json": { schema } }, ...(headers ? { headers } : {}) };
 }
 
@@ -83,7 +83,7 @@ export function problemResponses(...statuses: number[]) {
         description: PROBLEM_DESCRIPTIONS[status] ?? "An error.",
         content: { "application/problem+json": { schema: problemSchema } },
         ...(status === 503 ? { headers: { "Retry-After": RETRY_AFTER } } : {}),
-        ...(status === 401 ? { headers: { "WWW-Authenticate": { description: 'Bearer realm="oplife-api"', schema: { type: "string" as const } } } } : {}),
+        ...(status === 401 ? { headers: { "WWW-Authenticate": { description: 'Bearer realm="oplife-api"', required: true, schema: { type: "string" as const } } } } : {}),
       },
     ]),
   );

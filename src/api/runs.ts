@@ -61,7 +61,7 @@ export const readBodyWithinLimit = createMiddleware<ApiEnv>(async (c, next) => {
   }
 });
 
-const LOCATION = { Location: { description: "The run's URL: /api/v1/runs/{id}.", schema: { type: "string" as const } } };
+const LOCATION = { Location: { description: "The run's URL: /api/v1/runs/{id}.", required: true, schema: { type: "string" as const } } };
 
 documented(
   runsApi,
