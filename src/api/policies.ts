@@ -21,14 +21,14 @@ documented(
     responses: { 200: json(policiesSchema, "The policies and the contract report."), ...problemResponses(401, 405) },
   },
   (c) => {
-  const report = c.get("contract")();
-  return c.json({
-    types: operationTypes().map((type) => {
-      const op = getOperation(type)!;
-      return { type, description: op.description, policy: op.policy };
-    }),
-    settings: DEFAULT_SETTINGS,
-    contract: { ok: report.ok, rules: RULES, checks: report.checks },
-  });
+    const report = c.get("contract")();
+    return c.json({
+      types: operationTypes().map((type) => {
+        const op = getOperation(type)!;
+        return { type, description: op.description, policy: op.policy };
+      }),
+      settings: DEFAULT_SETTINGS,
+      contract: { ok: report.ok, rules: RULES, checks: report.checks },
+    });
   },
 );
