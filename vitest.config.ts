@@ -1,5 +1,32 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { build } from "esbuild";
 import { defineConfig } from "vitest/config";
+import { unstable_readConfig } from "wrangler";
+import { CALLER_TOKEN } from "./test/rpc/caller-token";
+
+/** The runner's name for the Worker under test (the plugin's `vitest-plugin-runner-<project>`): where a binding to "oplife" goes. */
+const RUNNER = "vitest-plugin-runner-workers";
+
+/**
+ * examples/caller-worker as a second Worker beside oplife: bundled from its
+ * TypeScript with esbuild (Miniflare runs JavaScript), with its service
+ * bindings read from its own wrangler.toml by wrangler's reader, and its
+ * binding to "oplife" pointed at the Worker under test.
+ */
+async function callerWorker() {
+  const dir = "./examples/caller-worker";
+  const config = unstable_readConfig({ config: `${dir}/wrangler.toml` });
+  const bundle = await build({ entryPoints: [`${dir}/src/index.ts`], bundle: true, format: "esm", write: false, platform: "neutral", external: ["cloudflare:*"] });
+  return {
+    name: config.name,
+    modules: [{ type: "ESModule" as const, path: "index.mjs", contents: bundle.outputFiles[0]!.text }],
+    compatibilityDate: config.compatibility_date,
+    bindings: { OPLIFE_TOKEN: CALLER_TOKEN },
+    serviceBindings: Object.fromEntries(
+      (config.services ?? []).map((s: { binding: string; service: string; entrypoint?: string }) => [s.binding, { name: s.service === "oplife" ? RUNNER : s.service, ...(s.entrypoint ? { entrypoint: s.entrypoint } : {}) }]),
+    ),
+  };
+}
 
 // Three projects: "workers" runs inside workerd (bindings, D1, Durable Objects);
 // "node" runs in plain Node for tests that must spawn processes (the CLI
@@ -7,6 +34,7 @@ import { defineConfig } from "vitest/config";
 // Chromium against a real `wrangler dev` (started once by its global setup).
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
+  const caller = await callerWorker();
   return {
     test: {
       projects: [
@@ -19,6 +47,9 @@ export default defineConfig(async () => {
               main: "./src/index.local.ts",
               miniflare: {
                 bindings: { TEST_MIGRATIONS: migrations },
+                // A second Worker that calls this one over RPC (test/rpc/rpc.caller-worker.test.ts).
+                serviceBindings: { CALLER: caller.name },
+                workers: [caller],
                 // The trackers send every dispatch themselves; here their producer
                 // binding points at a queue nobody consumes, so a test delivers each
                 // message by hand and nothing races it (test/support/execution.ts).

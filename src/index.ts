@@ -1,9 +1,11 @@
-/** Wiring only: the Worker's entry points and the Durable Object class. */
+/** Wiring only: the Worker's entry points, the Durable Object class and the RPC entrypoint. */
 import { app } from "./app";
 import { handleQueue, refuseForeignBatch } from "./queue/handler";
 import { handleScheduled } from "./sweep/scheduled";
 
 export { RunTracker } from "./tracker/run-tracker";
+// The API for other Workers, on a service binding (README: "Use it from your Worker").
+export { OplifeRpc } from "./rpc/entrypoint";
 
 export default {
   fetch: app.fetch,

@@ -1,10 +1,11 @@
 /** The JSON API under /api/v1, with the one error path: problem+json. */
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { runtimeContract } from "../contract-runtime";
 import type { ContractReport } from "../lifecycle";
 import { log } from "../log";
 import type { ApiEnv } from "./auth";
+import { serveOpenApiDocument } from "./openapi";
 import { policiesApi } from "./policies";
 import { runActionsApi } from "./run-actions";
 import { ApiProblem, problemResponse, problems } from "./problem";
@@ -26,8 +27,8 @@ export const apiResponseHeaders = createMiddleware(async (c, next) => {
   c.res.headers.set("X-Content-Type-Options", "nosniff");
 });
 
-export function createApi(deps: ApiDeps = { contract: runtimeContract }): Hono<ApiEnv> {
-  const api = new Hono<ApiEnv>();
+export function createApi(deps: ApiDeps = { contract: runtimeContract }): OpenAPIHono<ApiEnv> {
+  const api = new OpenAPIHono<ApiEnv>();
 
   api.use("*", async (c, next) => {
     c.set("contract", deps.contract);
@@ -37,6 +38,7 @@ export function createApi(deps: ApiDeps = { contract: runtimeContract }): Hono<A
   // After runsApi: its token check, registered first, runs first on these paths too.
   api.route("/runs", runActionsApi);
   api.route("/policies", policiesApi);
+  serveOpenApiDocument(api);
 
   api.notFound((c) => problemResponse(problems.notFound("route"), new URL(c.req.url).pathname));
 

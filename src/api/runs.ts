@@ -1,64 +1,32 @@
 /** `/api/v1/runs`: create (idempotent), get, and list with keyset pagination. */
-import { Hono, type Context } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
-import { z } from "zod";
-import { DEFAULT_SETTINGS, DISPLAY_STATES, RUN_STATUSES } from "../lifecycle";
-import { registeredPolicies } from "../operations";
-import { displayStateCondition, listRuns, runTimeline } from "../runs";
-import { runServiceFor } from "../run-service";
-import { checkRunRequest } from "../run-request";
-import { acceptRun, idempotencyKeyOf, requestProblem } from "./accept";
+import { getRun, listRuns, runEvents, startRun, type ActionContext } from "./actions";
 import { requireApiToken, type ApiEnv } from "./auth";
 import { log } from "../log";
+import { BEARER, documented, json, jsonBody, problemResponses } from "./openapi";
 import { ApiProblem, problems } from "./problem";
-import { eventJson, runsJson } from "./serialize";
+import {
+  createRunBody,
+  createRunHeaders,
+  IDEMPOTENCY_KEY,
+  listRunsQuery,
+  runEnvelopeSchema,
+  runEventsSchema,
+  runIdParams,
+  runPageSchema,
+} from "./schemas";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
-const createBody = z
-  .object({
-    type: z.string().min(1).max(200),
-    input: z.unknown().optional(),
-  })
-  .strict();
+export const runsApi = new OpenAPIHono<ApiEnv>();
 
-const listQuery = z
-  .object({
-    status: z.enum(RUN_STATUSES).optional(),
-    type: z.string().min(1).max(200).optional(),
-    display: z.enum(DISPLAY_STATES).optional(),
-    // Decimal digits only: Number() would also take "0x10", "1e1" and " 5".
-    limit: z
-      .string()
-      .regex(/^[0-9]{1,6}$/, "must be a decimal integer")
-      .transform(Number)
-      .pipe(z.number().int().min(1).max(100))
-      .default(20),
-    cursor: z.string().max(200).optional(),
-  })
-  .strict();
-
-export function zodErrors(error: z.ZodError) {
-  return error.issues.map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }));
+/** The action layer's view of a request (src/api/actions.ts). */
+export function actionContext(c: Context<ApiEnv>): ActionContext {
+  return { env: c.env, principal: c.get("principal"), contract: c.get("contract") };
 }
-
-/** Cursors are opaque to clients: base64url of the last id seen. */
-function encodeCursor(id: string): string {
-  return btoa(id).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
-}
-
-function decodeCursor(cursor: string): string {
-  try {
-    const id = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-    if (/^run_[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) return id;
-  } catch {
-    // fall through: an undecodable cursor is the client's error, reported below
-  }
-  throw problems.badRequest("The cursor is not one this API issued.", [{ path: "cursor", message: "invalid cursor" }]);
-}
-
-export const runsApi = new Hono<ApiEnv>();
 
 runsApi.use("*", requireApiToken);
 
@@ -70,7 +38,7 @@ const limitBody = bodyLimit({
 });
 
 /** A body that breaks while it is read is the client's failure: a 400 and a warning, not an internal error. */
-export function unreadableBody(c: Context<ApiEnv>, error: unknown): ApiProblem {
+function unreadableBody(c: Context<ApiEnv>, error: unknown): ApiProblem {
   log.warn("api.body_unreadable", { method: c.req.method, path: new URL(c.req.url).pathname, workspaceId: c.get("principal").workspaceId, error });
   return problems.unreadableBody();
 }
@@ -93,13 +61,34 @@ export const readBodyWithinLimit = createMiddleware<ApiEnv>(async (c, next) => {
   }
 });
 
-runsApi.post(
-  "/",
+const LOCATION = { Location: { description: "The run's URL: /api/v1/runs/{id}.", required: true, schema: { type: "string" as const } } };
+
+documented(
+  runsApi,
+  {
+    method: "post",
+    path: "/",
+    summary: "Start a run",
+    description:
+      "Checks the body, the type's input schema and the type's timing contract, records the run and hands it to its tracker. 202 once the tracker holds it. A replay with the same Idempotency-Key answers 200 with the same run.",
+    security: BEARER,
+    request: { headers: createRunHeaders, body: jsonBody(createRunBody) },
+    responses: {
+      200: json(runEnvelopeSchema, "An idempotent replay: the run this Idempotency-Key started.", LOCATION),
+      202: json(runEnvelopeSchema, "Accepted: the run is queued and its tracker holds it.", LOCATION),
+      ...problemResponses(400, 401, 405, 409, 413, 415, 422, 429, 503),
+    },
+  },
   readBodyWithinLimit,
   async (c) => {
     const contentType = c.req.header("content-type");
     if (contentType && !/^application\/(.+\+)?json\b/i.test(contentType)) throw problems.unsupportedMediaType();
-    const key = idempotencyKeyOf(c);
+    const key = c.req.header("idempotency-key");
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+      throw problems.badRequest("Idempotency-Key must be 1–255 visible ASCII characters.", [
+        { path: "Idempotency-Key", message: "invalid" },
+      ]);
+    }
     let text: string;
     try {
       text = await c.req.text();
@@ -112,49 +101,49 @@ runsApi.post(
     } catch {
       throw problems.malformedJson();
     }
-    const body = createBody.safeParse(raw);
-    if (!body.success) throw problems.validation("The request body is not a run request.", zodErrors(body.error));
-    const checked = checkRunRequest(body.data.type, body.data.input, c.get("contract")());
-    if (!checked.ok) throw requestProblem(checked);
-    return acceptRun(c, { type: checked.type, input: checked.input, idempotencyKey: key });
+    const { run, created } = await startRun(actionContext(c), raw, key ?? null);
+    c.header("Location", `/api/v1/runs/${run.id}`);
+    return c.json({ run }, created ? 202 : 200);
   },
 );
 
-runsApi.get("/:id", async (c) => {
-  const run = await runServiceFor(c.env.DB).get(c.get("principal").workspaceId, c.req.param("id"));
-  // Another workspace's run is indistinguishable from a missing one.
-  if (!run) throw problems.notFound("run");
-  const [json] = await runsJson(c.env.DB, run.workspaceId, [run], Date.now());
-  return c.json({ run: json });
-});
+documented(
+  runsApi,
+  {
+    method: "get",
+    path: "/{id}",
+    summary: "Get a run",
+    security: BEARER,
+    request: { params: runIdParams },
+    responses: { 200: json(runEnvelopeSchema, "The run."), ...problemResponses(401, 404, 405) },
+  },
+  async (c) => c.json(await getRun(actionContext(c), c.req.param("id") ?? "")),
+);
 
-/**
- * The run's history: every audit event about it, oldest first (at most 500),
- * as in Temporal's event history. Secrets in metadata are masked when written.
- */
-runsApi.get("/:id/events", async (c) => {
-  const workspaceId = c.get("principal").workspaceId;
-  const runId = c.req.param("id");
-  const run = await runServiceFor(c.env.DB).get(workspaceId, runId);
-  if (!run) throw problems.notFound("run");
-  const events = await runTimeline(c.env.DB, workspaceId, runId);
-  return c.json({ events: events.map(eventJson) });
-});
+documented(
+  runsApi,
+  {
+    method: "get",
+    path: "/{id}/events",
+    summary: "A run's history",
+    description: "Every audit event about the run, oldest first (at most 500), as in Temporal's event history.",
+    security: BEARER,
+    request: { params: runIdParams },
+    responses: { 200: json(runEventsSchema, "The run's events."), ...problemResponses(401, 404, 405) },
+  },
+  async (c) => c.json(await runEvents(actionContext(c), c.req.param("id") ?? "")),
+);
 
-runsApi.get("/", async (c) => {
-  const q = listQuery.safeParse(c.req.query());
-  if (!q.success) throw problems.badRequest("Invalid query parameters.", zodErrors(q.error));
-  const now = Date.now();
-  const { status, type, display, limit, cursor } = q.data;
-  const page = await listRuns(c.env.DB, c.get("principal").workspaceId, {
-    limit,
-    ...(status ? { status } : {}),
-    ...(type ? { type } : {}),
-    ...(cursor ? { before: decodeCursor(cursor) } : {}),
-    ...(display ? { where: displayStateCondition(display, registeredPolicies(), DEFAULT_SETTINGS, now) } : {}),
-  });
-  return c.json({
-    runs: await runsJson(c.env.DB, c.get("principal").workspaceId, page.runs, now),
-    nextCursor: page.nextCursor ? encodeCursor(page.nextCursor) : null,
-  });
-});
+documented(
+  runsApi,
+  {
+    method: "get",
+    path: "/",
+    summary: "List runs",
+    description: "The workspace's runs, newest first, by keyset pagination: pass nextCursor as cursor for the next page.",
+    security: BEARER,
+    request: { query: listRunsQuery },
+    responses: { 200: json(runPageSchema, "A page of runs."), ...problemResponses(400, 401, 405) },
+  },
+  async (c) => c.json(await listRuns(actionContext(c), c.req.query())),
+);

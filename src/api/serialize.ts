@@ -1,15 +1,20 @@
 import { reasonFamily } from "../lifecycle";
 import { displayStateOf } from "../run-service";
 import { retriesOf, type AuditEvent, type RunRecord } from "../runs";
+import type { RunEventJson, RunJson } from "./schemas";
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+function iso(ms: number): string;
+function iso(ms: number | null): string | null;
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
 
 /**
  * The run as the API shows it (contract field names, times in ISO 8601).
  * `retriedBy`: the ids of the runs that retry it, newest first (`retriesOf`;
  * `runsJson` reads them for you).
  */
-export function runJson(run: RunRecord, now: number, retriedBy: readonly string[]) {
+export function runJson(run: RunRecord, now: number, retriedBy: readonly string[]): RunJson {
   const display = displayStateOf(run, now);
   return {
     id: run.id,
@@ -52,12 +57,12 @@ export function runJson(run: RunRecord, now: number, retriedBy: readonly string[
 }
 
 /** `runJson` of each run, with their retries read in one query. */
-export async function runsJson(db: D1Database, workspaceId: string, runs: readonly RunRecord[], now: number) {
+export async function runsJson(db: D1Database, workspaceId: string, runs: readonly RunRecord[], now: number): Promise<RunJson[]> {
   const retries = await retriesOf(db, workspaceId, runs.map((r) => r.id));
   return runs.map((r) => runJson(r, now, retries.get(r.id) ?? []));
 }
 
 /** One audit event of a run's history, as the API shows it. */
-export function eventJson(e: AuditEvent) {
+export function eventJson(e: AuditEvent): RunEventJson {
   return { id: e.id, action: e.action, actor: e.actor, createdAt: iso(e.createdAt), metadata: e.metadata };
 }

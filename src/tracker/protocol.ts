@@ -65,7 +65,7 @@ export type AttemptReport =
       progress?: Progress;
       /** The handler's delay for the next attempt (ms, `RetryableError.retryAfterMs`); absent: the policy's. */
       retryAfterMs?: number;
-    };
+    }
   /** The attempt stopped because its run was cancelled. */
   | { kind: "stopped"; attempt: number; progress?: Progress };
 

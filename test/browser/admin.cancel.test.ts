@@ -10,13 +10,12 @@
 import { describe, expect } from "vitest";
 import { z } from "zod";
 import { cancelGraceFor, DEFAULT_SETTINGS } from "../../src/lifecycle";
-import { policyFor } from "../../src/operations";
 import { expectAccessible, screenshotAt1400, SHOT_VIEWPORT } from "./support/a11y";
 import { expectNoProblems, localWorker, seed, SETTLE_MS, signIn, test as it } from "./support/browser";
-import { workspaceSql } from "./support/fixtures";
+import { POLICY, workspaceSql } from "./support/fixtures";
 
 const INPUT = { steps: 3, stepMs: 100, hangAtStep: 2 };
-const GRACE_MS = cancelGraceFor(policyFor("demo.work"), DEFAULT_SETTINGS);
+const GRACE_MS = cancelGraceFor(POLICY, DEFAULT_SETTINGS);
 /** Failure deadlines only: a busy machine is slow, not wrong. */
 const START_DEADLINE_MS = 60_000;
 const END_DEADLINE_MS = GRACE_MS + 90_000;
