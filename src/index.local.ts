@@ -15,5 +15,6 @@ import { installLocalBuild } from "./local";
 
 installLocalBuild();
 
-export * from "./index";
-export { default } from "./index";
+// Named, not `export *`: the Workers test integration finds a Worker's entrypoints by
+// reading its main module's own export names (a service binding to OplifeRpc needs it).
+export { default, OplifeRpc, RunTracker } from "./index";

@@ -122,10 +122,8 @@ export const runSchema = z
       .strict()
       .nullable()
       .openapi({ description: "While the run waits for another attempt: which attempt ended, how, and when the next is due; else null." }),
-    output: z
-      .json()
-      .nullable()
-      .openapi({ description: "What the handler returned with a success or partial success (JSON, at most 64 KiB); else null." }),
+    // z.unknown(), not z.json(): the OpenAPI generator recurses into z.json()'s recursive type without end.
+    output: z.unknown().openapi({ description: "What the handler returned with a success or partial success (any JSON value, at most 64 KiB); else null." }),
     retryOf: runId.nullable().openapi({ description: "The run this one retries as a new run; else null." }),
     retriedBy: z.array(runId).openapi({ description: "The runs that retry this one, newest first (at most 20)." }),
     cancelRequestedAt: isoTime.nullable().openapi({ description: "When an operator asked to cancel the run; else null." }),

@@ -92,9 +92,9 @@ function rpcProblem(body: ProblemBody): RpcProblem {
  * recursive JSON type sends too deep.
  */
 /**
- * A run as RPC returns it: `RunJson` with `output` typed shallowly. The value is
- * the same JSON; a recursive JSON type would make the RPC stub's mapped types
- * too deep for TypeScript to check callers.
+ * A run as RPC returns it: `RunJson` with `output` typed shallowly (any JSON
+ * value). `unknown` would make the RPC stub's types drop the success branch,
+ * and a recursive JSON type is too deep for TypeScript to map.
  */
 export type RpcRun = Omit<RunJson, "output"> & { output: string | number | boolean | null | object };
 
@@ -143,12 +143,12 @@ export class OplifeRpc extends WorkerEntrypoint<Env> {
       const body = rpcStartRequest.safeParse(request);
       if (!body.success) throw problems.validation("The request is not a run request.", fieldErrors(body.error));
       return startRun(ctx, body.data, key ?? null);
-    });
+    }) as Promise<RpcResult<{ run: RpcRun; created: boolean }>>;
   }
 
   /** One run, as `GET /api/v1/runs/{id}`. @returns `{ok: true, run}`, or a problem: 401, 404. */
   async get(token: string, runId: string): Promise<RpcResult<{ run: RpcRun }>> {
-    return this.act(token, "get", (ctx) => getRun(ctx, String(runId)));
+    return this.act(token, "get", (ctx) => getRun(ctx, String(runId))) as Promise<RpcResult<{ run: RpcRun }>>;
   }
 
   /** The run's history, as `GET /api/v1/runs/{id}/events`. @returns `{ok: true, events}`, or a problem: 401, 404. */
@@ -173,7 +173,7 @@ export class OplifeRpc extends WorkerEntrypoint<Env> {
       const query: unknown =
         typeof options === "object" && options !== null && typeof options.limit === "number" ? { ...options, limit: String(options.limit) } : options;
       return listRuns(ctx, query);
-    });
+    }) as Promise<RpcResult<{ runs: RpcRun[]; nextCursor: string | null }>>;
   }
 
   /**
@@ -185,7 +185,7 @@ export class OplifeRpc extends WorkerEntrypoint<Env> {
    *   503 cancel-unavailable (nothing changed; call again).
    */
   async cancel(token: string, runId: string, options: { reason?: string } = {}): Promise<RpcResult<{ run: RpcRun; cancelled: boolean }>> {
-    return this.act(token, "cancel", (ctx) => cancelRun(ctx, String(runId), options ?? {}));
+    return this.act(token, "cancel", (ctx) => cancelRun(ctx, String(runId), options ?? {})) as Promise<RpcResult<{ run: RpcRun; cancelled: boolean }>>;
   }
 
   /**
@@ -201,7 +201,7 @@ export class OplifeRpc extends WorkerEntrypoint<Env> {
         throw problems.badRequest("idempotencyKey must be 1–255 visible ASCII characters.", [{ path: "idempotencyKey", message: "invalid" }]);
       }
       return retryRun(ctx, String(runId), key ?? null);
-    });
+    }) as Promise<RpcResult<{ run: RpcRun; created: boolean }>>;
   }
 
   /**

@@ -73,6 +73,8 @@ describe("POST /api/v1/runs accepts a run", () => {
       output: null,
       retryOf: null,
       retriedBy: [],
+      cancelRequestedAt: null,
+      cancelRequestedBy: null,
     });
     expect(DEMO_POLICY.maxAttempts).toBe(3);
     const createdAt = Date.parse(run.createdAt);

@@ -162,15 +162,49 @@ describe("OplifeRpc authentication", () => {
 });
 
 describe("OplifeRpc cancel and retry", () => {
-  it("answer 501 not-implemented until their actions exist, and change nothing", async () => {
-    const client = await apiClient("rpc-later");
+  it("cancel ends a queued run cancelled with the token as the actor; a second cancel is a 409 that changes nothing; another workspace gets 404", async () => {
+    const client = await apiClient("rpc-cancel");
+    const other = await apiClient("rpc-cancel-other");
     const started = await rpc.start(client.token, DEMO_BODY);
     if (!started.ok) throw new Error(JSON.stringify(started.problem));
-    const before = await storedRow(started.run.id);
-    expect(problemOf(await rpc.cancel(client.token, started.run.id, { reason: "test" }))).toMatchObject({ status: 501, type: "https://oplife.dev/problems/not-implemented" });
-    expect(problemOf(await rpc.retry(client.token, started.run.id))).toMatchObject({ status: 501 });
-    expect((await storedRow(started.run.id)).updated_at).toBe(before.updated_at);
+    const id = started.run.id;
+
+    expect(problemOf(await rpc.cancel(other.token, id))).toMatchObject({ status: 404 });
+    expect(problemOf(await rpc.cancel(client.token, id, { reason: "x".repeat(501) }))).toMatchObject({ status: 422 });
+    expect((await storedRow(id)).status).toBe("queued");
+
+    const cancelled = await rpc.cancel(client.token, id, { reason: "wrong input" });
+    if (!cancelled.ok) throw new Error(JSON.stringify(cancelled.problem));
+    expect(cancelled.cancelled).toBe(true);
+    expect(cancelled.run).toMatchObject({ id, status: "completed", outcome: "cancelled", reasonCode: "operator.cancelled", cancelRequestedBy: "api-token:test token" });
+    const before = await storedRow(id);
+    expect(problemOf(await rpc.cancel(client.token, id))).toMatchObject({ status: 409, type: "https://oplife.dev/problems/run-terminal" });
+    expect((await storedRow(id)).updated_at).toBe(before.updated_at);
+    expect((await eventsOf(id)).filter((e) => e.action === "run.cancelled")).toHaveLength(1);
+  });
+
+  it("retry makes a new run with retryOf of a completed run only; the original lists it in retriedBy", async () => {
+    const client = await apiClient("rpc-retry");
+    const started = await rpc.start(client.token, DEMO_BODY);
+    if (!started.ok) throw new Error(JSON.stringify(started.problem));
+    const id = started.run.id;
+
+    expect(problemOf(await rpc.retry(client.token, id))).toMatchObject({ status: 409, type: "https://oplife.dev/problems/run-not-terminal" });
     expect(await runsInWorkspace(client.workspaceId)).toBe(1);
+
+    const cancelled = await rpc.cancel(client.token, id);
+    if (!cancelled.ok) throw new Error(JSON.stringify(cancelled.problem));
+    const retried = await rpc.retry(client.token, id, { idempotencyKey: "rpc-retry-1" });
+    if (!retried.ok) throw new Error(JSON.stringify(retried.problem));
+    expect(retried.created).toBe(true);
+    expect(retried.run).toMatchObject({ type: "demo.work", status: "queued", retryOf: id, workspaceId: client.workspaceId });
+    const replay = await rpc.retry(client.token, id, { idempotencyKey: "rpc-retry-1" });
+    if (!replay.ok) throw new Error(JSON.stringify(replay.problem));
+    expect(replay).toMatchObject({ created: false, run: { id: retried.run.id } });
+    const original = await rpc.get(client.token, id);
+    if (!original.ok) throw new Error(JSON.stringify(original.problem));
+    expect(original.run.retriedBy).toEqual([retried.run.id]);
+    expect(await runsInWorkspace(client.workspaceId)).toBe(2);
   });
 });
 
