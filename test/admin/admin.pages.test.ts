@@ -10,6 +10,7 @@ import { DEFAULT_SETTINGS, DISPLAY_STATES, explainReason, type DisplayStateKind,
 import type { RunService } from "../../src/runs";
 import { makeWorkspace, runService, stopClock } from "../support/fixtures";
 import { DEMO_POLICY as P } from "../support/demo";
+import { policyFor } from "../../src/operations";
 import {
   classes,
   clientFor,
@@ -583,18 +584,19 @@ describe("lifecycle page", () => {
     const ws = await makeWorkspace("lifecycle");
     const html = await (await clientFor(ws, "viewer")).html("/admin/lifecycle");
     expect((await one(html, "[data-contract]")).attrs["data-contract"]).toBe("ok");
-    const ruleRows = await parseHtml(html, "tr[data-rule]");
+    // demo.work's rows (http.export has its own, checked by check:lifecycle's tests).
+    const ruleRows = await parseHtml(html, 'tr[data-rule][data-type="demo.work"]');
     expect([...new Set(ruleRows.map((r) => r.attrs["data-rule"]))]).toEqual(["T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9"]);
     const S = DEFAULT_SETTINGS;
     // The numbers, from the policy, the settings and wrangler.toml (max_retries 3, retry_delay 5 s, batches of 10
-    // with a 2 s timeout, so T5 adds demo.work's timeout, the longest on the queue; cron every minute).
+    // with a 2 s timeout, so T5 adds the longest timeout on the queue, http.export's; cron every minute).
     const expected: Array<[string, number, number]> = [
       ["T1", P.timeoutMs + S.safetyMarginMs, S.consumerWallClockLimitMs],
       ["T2", P.heartbeatTimeoutMs, 3 * P.heartbeatIntervalMs],
       ["T3", 3, 1],
       ["T4", P.retryDelaySeconds, 43_200],
       ["T4", P.retryDelaySeconds, 5],
-      ["T5", P.staleQueuedAfterMs, 2_000 + P.retryDelaySeconds * 1000 + S.queueMarginMs + P.timeoutMs],
+      ["T5", P.staleQueuedAfterMs, 2_000 + P.retryDelaySeconds * 1000 + S.queueMarginMs + Math.max(P.timeoutMs, policyFor("http.export").timeoutMs)],
       ["T6", P.staleRunningAfterMs, P.heartbeatTimeoutMs + S.heartbeatFlushIntervalMs + S.sweepGraceMs],
       ["T7", 60_000, Math.min(P.staleQueuedAfterMs, P.staleRunningAfterMs)],
       ["T8", 1, 1],
@@ -603,7 +605,7 @@ describe("lifecycle page", () => {
       ["T9", P.expectedRuntimeMs, P.timeoutMs],
     ];
     expect(ruleRows).toHaveLength(expected.length);
-    const values = (await parseHtml(html, "tr[data-rule] [data-value]")).map((v) => Number(v.attrs["data-value"]));
+    const values = (await parseHtml(html, 'tr[data-rule][data-type="demo.work"] [data-value]')).map((v) => Number(v.attrs["data-value"]));
     expected.forEach(([rule, left, right], i) => {
       const row = ruleRows[i]!;
       const numbers = values.slice(2 * i, 2 * i + 2);
@@ -612,10 +614,10 @@ describe("lifecycle page", () => {
       expect(squash(row.text)).toMatch(/✓ holds$/);
     });
     // Human units, each rule's sides on lines of their own (never run together), the raw number beside.
-    const t1 = (await parseHtml(html, 'tr[data-rule="T1"] [data-value]')).map((d) => squash(d.text));
+    const t1 = (await parseHtml(html, 'tr[data-rule="T1"][data-type="demo.work"] [data-value]')).map((d) => squash(d.text));
     expect(t1).toEqual(["timeoutMs + safety margin = 90 s (90000 ms)", "≤ consumer wall-clock limit (ms) = 15 min (900000 ms)"]);
     // The policy as declared, in human units.
-    const policy = Object.fromEntries((await parseHtml(html, "section.policy dd[data-field]")).map((d) => [d.attrs["data-field"], squash(d.text)]));
+    const policy = Object.fromEntries((await parseHtml(html, 'section.policy[aria-labelledby="policy-demo.work"] dd[data-field]')).map((d) => [d.attrs["data-field"], squash(d.text)]));
     expect(policy).toEqual({
       timeoutMs: "1 min (60000 ms)",
       expectedRuntimeMs: "20 s (20000 ms)",

@@ -118,8 +118,7 @@ describe("GET /api/v1/policies", () => {
     const demo = contract.checks.filter((c) => c.type === "demo.work");
     // max_retries = 3, retry_delay = 5, batches of 10 with a 2 s timeout for the "operations" queue.
     expect(demo.find((c) => c.rule === "T3")).toMatchObject({ left: { value: 3 }, op: "≥", right: { value: 1 } });
-    // 2 s + 5 s + 10 s margin + the longest timeout on the queue (http.export's 90 s): a dispatch
-    // may wait behind a batch's slowest attempt, whatever its type.
+    // 2 s + 5 s + 10 s margin + http.export's 90 s timeout, the longest on the queue: a dispatch may wait behind a batch's slowest attempt.
     expect(demo.find((c) => c.rule === "T5")).toMatchObject({ left: { value: 120_000 }, op: ">", right: { value: 107_000 } });
     expect(demo.find((c) => c.rule === "T4" && c.op === "=")).toMatchObject({ left: { value: 5 }, right: { value: 5 } });
   });

@@ -108,7 +108,7 @@ export function LifecycleView({
         </thead>
         <tbody>
           {report.checks.map((c) => (
-            <tr data-rule={c.rule} class={c.ok ? "" : "row--bad"}>
+            <tr data-rule={c.rule} data-type={c.type} class={c.ok ? "" : "row--bad"}>
               <td>
                 <strong>{c.rule}</strong>
               </td>
