@@ -8,6 +8,7 @@ import type { ApiEnv } from "./auth";
 import { policiesApi } from "./policies";
 import { ApiProblem, problemResponse, problems } from "./problem";
 import { runsApi } from "./runs";
+import { webhookEndpointsApi } from "./webhook-endpoints";
 
 export interface ApiDeps {
   /** The timing contract in force: the runtime's (checked once per isolate) unless a test puts another in force. */
@@ -34,6 +35,7 @@ export function createApi(deps: ApiDeps = { contract: runtimeContract }): Hono<A
   });
   api.route("/runs", runsApi);
   api.route("/policies", policiesApi);
+  api.route("/webhook-endpoints", webhookEndpointsApi);
 
   api.notFound((c) => problemResponse(problems.notFound("route"), new URL(c.req.url).pathname));
 
