@@ -59,13 +59,14 @@ export class LocalRuntime {
   }
 
   /**
-   * Build, migrate, seed and start the production Worker. Slow on a loaded
-   * 2-core machine (the build and the runtime's start): call once per file.
+   * Build, migrate, seed and start the production Worker, with `vars` over
+   * wrangler.toml's. Slow on a loaded 2-core machine (the build and the
+   * runtime's start): call once per file.
    */
-  static async start(label: string): Promise<LocalRuntime> {
+  static async start(label: string, vars: Record<string, string> = {}): Promise<LocalRuntime> {
     const dir = mkdtempSync(join(tmpdir(), `oplife-batches-${label}-`));
     // The admin's dev sign-in page answers 200 once the Worker serves (DevServer's env file turns it on).
-    const dev = new DevServer({ dir, label, config: WRANGLER_TOML, readyPath: "/admin/sign-in", extraSeedSql: "" });
+    const dev = new DevServer({ dir, label, config: WRANGLER_TOML, readyPath: "/admin/sign-in", extraSeedSql: "", vars });
     const runtime = new LocalRuntime(dev, dir);
     try {
       await dev.prepare();
