@@ -51,7 +51,7 @@ export interface Received {
   url: string;
   headers: Record<string, string>;
   body: string;
-  redirect: RequestRedirect | undefined;
+  redirect: RequestInit["redirect"];
 }
 
 /** One scripted answer: a response, a thrown error, or never answering until aborted. */
