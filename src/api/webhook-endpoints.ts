@@ -42,9 +42,16 @@ webhookEndpointsApi.post(
   async (c) => {
     const contentType = c.req.header("content-type");
     if (contentType && !/^application\/(.+\+)?json\b/i.test(contentType)) throw problems.unsupportedMediaType();
+    let text: string;
+    try {
+      text = await c.req.text();
+    } catch {
+      // A body that broke while it was read (a dropped upload) is the client's to send again.
+      throw problems.unreadableBody();
+    }
     let raw: unknown;
     try {
-      raw = JSON.parse(await c.req.text());
+      raw = JSON.parse(text);
     } catch {
       throw problems.malformedJson();
     }

@@ -11,6 +11,8 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_SETTINGS } from "../../src/lifecycle";
 import { policyFor } from "../../src/operations";
 import { RunService } from "../../src/runs";
+import { meteredDb } from "../../src/runs/metered-db";
+import { outboxInsertFor } from "../../src/webhooks/outbox";
 import { redriveWebhooks, REDRIVE_GRACE_MS } from "../../src/webhooks/redrive";
 import { makeWorkspace } from "../support/fixtures";
 import { newRun, parsed, storedRow } from "../support/runs";
@@ -151,5 +153,46 @@ describe("outbox rows are written with the terminal transition", () => {
     expect(cron.sent.filter((s) => (s.body as { messageId: string }).messageId === row!.message_id)).toHaveLength(0);
     await redriveWebhooks(cronEnv, { now: row!.next_attempt_at! + REDRIVE_GRACE_MS, retentionMs: 86_400_000 });
     expect(cron.sent.map((s) => s.body)).toContainEqual({ v: 1, messageId: row!.message_id, endpointId: ep.id, tries: 0 });
+  });
+});
+
+describe("what the outbox costs a terminal transition", () => {
+  /** D1's rows read/written for `complete()` of a fresh running run in `ws`. */
+  async function completionCost(ws: string): Promise<{ rowsRead: number; rowsWritten: number }> {
+    const metered = meteredDb(env.DB);
+    const svc = new RunService(metered.db, { policyFor, settings: DEFAULT_SETTINGS, webhooks: delayRecorder().queue });
+    const run = await newRun(svc, ws);
+    await svc.claim(run.id, 1);
+    const before = { ...metered.cost };
+    await svc.complete(run.id, 1, { outcome: "succeeded" });
+    return { rowsRead: metered.cost.rowsRead - before.rowsRead, rowsWritten: metered.cost.rowsWritten - before.rowsWritten };
+  }
+
+  /** The outbox insert's own D1 meta, run after a statement that changed one row (as a won transition's audit insert). */
+  async function outboxMeta(ws: string) {
+    const { statement } = outboxInsertFor(
+      { id: `run_${"0".repeat(26)}`, workspaceId: ws, type: "demo.work", createdAt: 1 },
+      { status: "completed", outcome: "succeeded", attempt: 1, maxAttempts: 3, reasonCode: null, reconciledBy: null },
+      { completedAt: 2, failureMessage: null },
+    );
+    const [, result] = await env.DB.batch([
+      env.DB.prepare("UPDATE workspaces SET name = name WHERE id = ?").bind(ws),
+      env.DB.prepare(statement.sql).bind(...statement.params),
+    ]);
+    return result!.meta;
+  }
+
+  it("a workspace without endpoints: the outbox insert writes no row; with one, one row and its index entries", async () => {
+    const none = await outboxMeta(await makeWorkspace("cost-none"));
+    expect(none.rows_written).toBe(0);
+    expect(none.changes).toBe(0);
+    const wsOne = await makeWorkspace("cost-one");
+    await seedEndpoint(wsOne);
+    const one = await outboxMeta(wsOne);
+    expect(one.changes).toBe(1);
+    expect(one.rows_written).toBeGreaterThan(0);
+    // The whole completion, for the record (D1 counts index entries as rows written).
+    const completion = { none: await completionCost(await makeWorkspace("cost-run-none")), one: await completionCost(wsOne) };
+    console.log(JSON.stringify({ event: "webhooks.outbox_cost", outbox: { none: [none.rows_read, none.rows_written], one: [one.rows_read, one.rows_written] }, completion }));
   });
 });
