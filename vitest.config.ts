@@ -54,7 +54,11 @@ export default defineConfig(async () => {
                 // binding points at a queue nobody consumes, so a test delivers each
                 // message by hand and nothing races it (test/support/execution.ts).
                 // Real batches and delays are tested through wrangler dev (test/node/batches).
-                queueProducers: { OPERATIONS_QUEUE: { queueName: "operations-unconsumed" } },
+                // Webhook tries likewise: their tests deliver each message by hand with a fake fetch.
+                queueProducers: {
+                  OPERATIONS_QUEUE: { queueName: "operations-unconsumed" },
+                  WEBHOOKS_QUEUE: { queueName: "webhooks-unconsumed" },
+                },
               },
             }),
           ],

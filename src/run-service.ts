@@ -3,8 +3,9 @@ import { DEFAULT_SETTINGS, displayState, type DisplayInput, type DisplayState } 
 import { getOperation, policyFor } from "./operations";
 import { RunService } from "./runs";
 
-export function runServiceFor(db: D1Database): RunService {
-  return new RunService(db, { policyFor, settings: DEFAULT_SETTINGS });
+/** `webhooks`: the queue a terminal transition announces its webhook deliveries on (see RunServiceOptions). */
+export function runServiceFor(db: D1Database, webhooks?: Queue<unknown>): RunService {
+  return new RunService(db, { policyFor, settings: DEFAULT_SETTINGS, ...(webhooks ? { webhooks } : {}) });
 }
 
 /**

@@ -10,6 +10,7 @@ import { policiesApi } from "./policies";
 import { runActionsApi } from "./run-actions";
 import { ApiProblem, problemResponse, problems } from "./problem";
 import { runsApi } from "./runs";
+import { webhookEndpointsApi } from "./webhook-endpoints";
 
 export interface ApiDeps {
   /** The timing contract in force: the runtime's (checked once per isolate) unless a test puts another in force. */
@@ -38,6 +39,7 @@ export function createApi(deps: ApiDeps = { contract: runtimeContract }): OpenAP
   // After runsApi: its token check, registered first, runs first on these paths too.
   api.route("/runs", runActionsApi);
   api.route("/policies", policiesApi);
+  api.route("/webhook-endpoints", webhookEndpointsApi);
   serveOpenApiDocument(api);
 
   api.notFound((c) => problemResponse(problems.notFound("route"), new URL(c.req.url).pathname));

@@ -5,7 +5,7 @@
  * buggy writer.
  */
 import { sql } from "drizzle-orm";
-import { check, index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 export const workspaces = sqliteTable("workspaces", {
   id: text("id").primaryKey(),
@@ -172,3 +172,73 @@ export const auditEvents = sqliteTable(
 export type ApiTokenRow = typeof apiTokens.$inferSelect;
 export type OperationRunRow = typeof operationRuns.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;
+
+/**
+ * Completion webhooks (contract section 8): where a workspace wants to hear
+ * that its runs ended. `secret` is the Standard Webhooks signing secret
+ * (`whsec_` + base64): it must be readable to sign with, so it is stored as
+ * is, shown to the owner once when created, and never listed.
+ * `event_types`: a JSON array of event types this endpoint receives; NULL for all.
+ */
+export const webhookEndpoints = sqliteTable(
+  "webhook_endpoints",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
+    url: text("url").notNull(),
+    description: text("description"),
+    eventTypes: text("event_types"),
+    secret: text("secret").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  // The outbox insert of every terminal transition reads a workspace's endpoints by this index.
+  (t) => [index("webhook_endpoints_workspace_idx").on(t.workspaceId, t.id)],
+);
+
+export const WEBHOOK_DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
+export type WebhookDeliveryStatus = (typeof WEBHOOK_DELIVERY_STATUSES)[number];
+
+/**
+ * The webhook outbox and its delivery log: one row per (event, endpoint),
+ * inserted in the same D1 batch as the run's terminal transition, so an event
+ * exists exactly when the transition does. `message_id` is the Standard
+ * Webhooks `webhook-id`, the same on every try. `attempt_log` is a JSON array
+ * of the latest tries ({attempt, at, statusCode, error, excerpt}); times in ms.
+ * Deleting an endpoint deletes its log.
+ */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    messageId: text("message_id").notNull(),
+    endpointId: text("endpoint_id")
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: "cascade" }),
+    workspaceId: text("workspace_id").notNull(),
+    runId: text("run_id").notNull(),
+    eventType: text("event_type").notNull(),
+    payload: text("payload").notNull(),
+    status: text("status", { enum: WEBHOOK_DELIVERY_STATUSES }).notNull(),
+    attempts: integer("attempts").notNull(),
+    nextAttemptAt: integer("next_attempt_at"),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    attemptLog: text("attempt_log").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.messageId, t.endpointId] }),
+    check("webhook_deliveries_status_ck", sql`${t.status} IN ('pending', 'delivered', 'failed')`),
+    // A pending delivery always has its next try's time; a settled one none.
+    check("webhook_deliveries_next_ck", sql`(${t.status} = 'pending') = (${t.nextAttemptAt} IS NOT NULL)`),
+    // The admin's delivery log: an endpoint's deliveries, newest first (message ids are time-ordered).
+    index("webhook_deliveries_endpoint_idx").on(t.endpointId, t.messageId),
+    // The cron's re-drive of lost sends: only pending rows, by when they are due.
+    index("webhook_deliveries_pending_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    // Retention: settled deliveries by age.
+    index("webhook_deliveries_created_idx").on(t.createdAt),
+  ],
+);
+
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

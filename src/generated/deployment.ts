@@ -19,6 +19,14 @@ export const DEPLOYMENT: DeploymentSettings = {
       "maxBatchSize": 10,
       "maxBatchTimeoutSeconds": 2,
       "deadLetterQueue": null
+    },
+    {
+      "queue": "webhooks",
+      "maxRetries": 3,
+      "retryDelaySeconds": 30,
+      "maxBatchSize": 10,
+      "maxBatchTimeoutSeconds": 1,
+      "deadLetterQueue": null
     }
   ],
   "queueProducers": [
@@ -29,6 +37,10 @@ export const DEPLOYMENT: DeploymentSettings = {
     {
       "queue": "operations-dlq",
       "binding": "OPERATIONS_DLQ"
+    },
+    {
+      "queue": "webhooks",
+      "binding": "WEBHOOKS_QUEUE"
     }
   ],
   "crons": [

@@ -43,7 +43,7 @@ export async function bridgeMessage(message: Message<unknown>, queue: string, en
   if (!answer.bridged && answer.why === "not_found") {
     // No tracker holds the run (one accepted before the dispatch model, or never handed
     // over): nobody else will dispatch it, so the dead letter decides through D1 directly.
-    const direct = await runServiceFor(env.DB).deadLetter(runId, evidence);
+    const direct = await runServiceFor(env.DB, env.WEBHOOKS_QUEUE).deadLetter(runId, evidence);
     answer = direct.ok ? { bridged: true } : { bridged: false, why: direct.refusal === "not_found" ? "not_found" : "terminal" };
   }
   log.info("dead_letter.bridged", { runId, dispatch, bridged: answer.bridged, ignored: answer.bridged ? null : answer.why });

@@ -13,6 +13,7 @@
 import { log } from "../log";
 import { handleOperationsBatch } from "./consumer";
 import { handleDeadLetterBatch } from "./dead-letter";
+import { handleWebhooksBatch } from "../webhooks/consumer";
 import { queueRole } from "./routing";
 
 /**
@@ -28,6 +29,9 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, _ctx?:
       return true;
     case "dead_letter":
       await handleDeadLetterBatch(batch, env);
+      return true;
+    case "webhooks":
+      await handleWebhooksBatch(batch, env);
       return true;
     case "foreign":
       return false;

@@ -44,11 +44,15 @@ export function producerFor(env: Env, queue: string, deployment: DeploymentSetti
   return binding;
 }
 
-export type QueueRole = "operations" | "dead_letter" | "foreign";
+export type QueueRole = "operations" | "dead_letter" | "webhooks" | "foreign";
+
+/** The producer binding of the webhook deliveries' queue (wrangler.toml): its queue is the webhooks consumer's. */
+export const WEBHOOKS_BINDING = "WEBHOOKS_QUEUE";
 
 /**
  * "operations": a queue that carries a registered type (policy.queue);
- * "dead_letter": the DLQ of such a queue; "foreign": anything else (an
+ * "dead_letter": the DLQ of such a queue; "webhooks": the queue of webhook
+ * delivery tries (src/webhooks); "foreign": anything else (an
  * application's own queue): left alone.
  */
 export function queueRole(
@@ -58,6 +62,7 @@ export function queueRole(
 ): QueueRole {
   const carrying = new Set(Object.values(policies).map((p) => p.queue));
   if (carrying.has(queue)) return "operations";
+  if (deployment.queueProducers.some((p) => p.binding === WEBHOOKS_BINDING && p.queue === queue)) return "webhooks";
   const isDeadLetter = deployment.queueConsumers.some((c) => carrying.has(c.queue) && c.deadLetterQueue === queue);
   return isDeadLetter ? "dead_letter" : "foreign";
 }

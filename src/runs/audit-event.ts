@@ -39,7 +39,7 @@ export interface AuditEventInput {
   workspaceId: string;
   actor: Actor;
   action: string;
-  subjectType: "run" | "queue_message" | "workspace" | "user" | "api_token";
+  subjectType: "run" | "queue_message" | "workspace" | "user" | "api_token" | "webhook_endpoint";
   subjectId: string;
   metadata: Record<string, unknown>;
   createdAt: number;

@@ -31,6 +31,8 @@ import {
   type Refusal,
   type Transition,
 } from "../lifecycle";
+import { prepared } from "../db/d1";
+import { announceDeliveries, endpointIdsOf, outboxInsertFor } from "../webhooks/outbox";
 import { AUDIT_COLUMNS, insertAuditEvent, insertAuditEventIfWon, type Actor } from "./audit";
 import { newEventId, newRunId } from "./ids";
 import { RUN_COLUMNS, rowToRecord, stateOf, type Diagnostics, type RunRecord, type RunRow } from "./records";
@@ -71,6 +73,8 @@ export interface RunServiceOptions {
   policyFor: (type: string) => LifecyclePolicy;
   settings?: LifecycleSettings;
   clock?: () => number;
+  /** Where a terminal transition announces its webhook deliveries (src/webhooks); without it the cron re-drives them. */
+  webhooks?: Queue<unknown>;
 }
 
 /** Evidence a detector attaches to a reconciliation (shown in diagnostics). */
@@ -619,7 +623,9 @@ export class RunService {
           : to.reasonCode && to.status === "completed"
             ? explainReason(to.reasonCode, to).whatHappened
             : run.failureMessage;
-      const [update] = await this.db.batch<RunRow>([
+      // The run became completed: its webhook outbox rows ride in the same batch, after the guarded audit insert.
+      const outbox = to.status === "completed" ? outboxInsertFor(run, to, { completedAt: p.completedAt ?? now, failureMessage }) : null;
+      const [update, , deliveries] = await this.db.batch<RunRow>([
         this.db
           .prepare(
             `UPDATE operation_runs
@@ -667,9 +673,13 @@ export class RunService {
           metadata: { from: run.status, to: to.status, ...p.metadata },
           createdAt: now,
         }),
+        ...(outbox ? [prepared(this.db, outbox.statement)] : []),
       ]);
       const row = update?.results[0];
-      if (row) return { ok: true, run: rowToRecord(row), transition: d };
+      if (row) {
+        if (outbox) await announceDeliveries(this.options.webhooks, outbox.messageId, endpointIdsOf(deliveries));
+        return { ok: true, run: rowToRecord(row), transition: d };
+      }
       // Lost the compare-and-set to another writer: decide again on what it wrote.
     }
     throw new ContentionError(`run ${runId}: no decision after ${MAX_CAS_ROUNDS} rounds`);

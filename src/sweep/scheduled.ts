@@ -6,6 +6,7 @@
  */
 import { runtimeConfig } from "../config";
 import { log } from "../log";
+import { redriveWebhooks } from "../webhooks/redrive";
 import { purgeExpired } from "./retention";
 import { runSweep, type SweepOptions } from "./sweep";
 
@@ -52,5 +53,12 @@ export async function handleScheduled(
       rowsRead: retention.d1.rowsRead,
       rowsWritten: retention.d1.rowsWritten,
     });
+  }
+  // Webhook tries whose message was lost, and settled deliveries past retention.
+  try {
+    const webhooks = await redriveWebhooks(env, { now: Date.now(), retentionMs: config.RETENTION_DAYS * DAY_MS });
+    if (webhooks.redriven > 0 || webhooks.purged > 0) log.info("webhooks.cron", { redriven: webhooks.redriven, purged: webhooks.purged });
+  } catch (error) {
+    log.error("webhooks.cron_failed", { error, consequence: "retried at the next cron run" });
   }
 }

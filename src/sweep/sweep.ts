@@ -94,7 +94,7 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
   const settings = opts.settings ?? DEFAULT_SETTINGS;
   const started = clock();
   const metered = meteredDb(db);
-  const service = new RunService(metered.db, { policyFor, settings, clock });
+  const service = new RunService(metered.db, { policyFor, settings, clock, webhooks: env.WEBHOOKS_QUEUE });
   const trackerOf = opts.tracker ?? ((runId: string) => trackerFor(env, runId));
   const report: SweepReport = {
     examined: 0,

@@ -80,7 +80,7 @@ export class RunTracker extends DurableObject<Env> {
   private queue: Promise<unknown> = Promise.resolve();
 
   private service(): RunService {
-    return runServiceFor(this.env.DB);
+    return runServiceFor(this.env.DB, this.env.WEBHOOKS_QUEUE);
   }
 
   /** Run `fn` after every call that arrived before it has finished (see the file's comment). */

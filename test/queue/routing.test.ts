@@ -87,7 +87,7 @@ describe("producerFor", () => {
     expect(thrown).toBeInstanceOf(UnknownQueueError);
     expect((thrown as UnknownQueueError).queue).toBe("reports");
     expect((thrown as Error).message).toBe(
-      'No producer for queue "reports" in this Worker: wrangler.toml declares producers for "operations", "operations-dlq"',
+      'No producer for queue "reports" in this Worker: wrangler.toml declares producers for "operations", "operations-dlq", "webhooks"',
     );
   });
 

@@ -19,9 +19,11 @@ const OVERDUE = 5;
  * the service re-reads it by id (1), the compare-and-set update finds it by
  * primary key and rewrites the index entries its new status moves (5); the
  * tracker check reads nothing from D1 and the guarded audit insert reads no
- * table row.
+ * table row. The webhook outbox insert that rides with a terminal transition
+ * probes the workspace's endpoints by index (2 here, where there are none;
+ * test/webhooks/webhooks.outbox.test.ts measures it).
  */
-const READS_PER_RUN = 7;
+const READS_PER_RUN = 9;
 /** The row at which the overdue index scan stops (1), and slack for D1's accounting. */
 const CONSTANT = 4;
 /**

@@ -44,6 +44,7 @@ import { authMode } from "../auth/mode";
 import { AdminHttpError, requireCapability, type AdminEnv } from "../auth/viewer";
 import { Layout } from "../views/layout";
 import { MembersView, TokensView, type Notice } from "./views";
+import { createWebhookSettings } from "./webhooks";
 
 type C = Context<AdminEnv>;
 
@@ -127,6 +128,8 @@ export function createSettings() {
     }
     return c.redirect("/admin/settings/tokens", 303);
   });
+
+  settings.route("/webhooks", createWebhookSettings());
 
   // ---------- members ----------
 

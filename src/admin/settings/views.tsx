@@ -13,7 +13,7 @@ export interface Notice {
   text: string;
 }
 
-function NoticeBox({ notice }: { notice: Notice | null }) {
+export function NoticeBox({ notice }: { notice: Notice | null }) {
   if (!notice) return null;
   return notice.kind === "error" ? (
     <div class="callout callout--bad" role="alert" data-notice="error">
@@ -26,7 +26,7 @@ function NoticeBox({ notice }: { notice: Notice | null }) {
   );
 }
 
-function SettingsNav({ active }: { active: "tokens" | "members" }) {
+export function SettingsNav({ active }: { active: "tokens" | "members" | "webhooks" }) {
   return (
     <nav class="filters" aria-label="Settings">
       <a href="/admin/settings/tokens" aria-current={active === "tokens" ? "page" : undefined}>
@@ -35,6 +35,10 @@ function SettingsNav({ active }: { active: "tokens" | "members" }) {
       ·{" "}
       <a href="/admin/settings/members" aria-current={active === "members" ? "page" : undefined}>
         Members
+      </a>{" "}
+      ·{" "}
+      <a href="/admin/settings/webhooks" aria-current={active === "webhooks" ? "page" : undefined}>
+        Webhooks
       </a>
     </nav>
   );

@@ -62,14 +62,14 @@ export class LocalRuntime {
   /**
    * Build, migrate, seed and start the Worker: the local build (demo.work and
    * the fault hooks), or with `build: "production"` what `wrangler deploy`
-   * bundles. Slow on a loaded 2-core machine (the build and the runtime's
-   * start): call once per file.
+   * bundles; `vars` over wrangler.toml's. Slow on a loaded 2-core machine (the
+   * build and the runtime's start): call once per file.
    */
-  static async start(label: string, build: "local" | "production" = "local"): Promise<LocalRuntime> {
+  static async start(label: string, build: "local" | "production" = "local", vars: Record<string, string> = {}): Promise<LocalRuntime> {
     const dir = mkdtempSync(join(tmpdir(), `oplife-batches-${label}-`));
     // The admin's dev sign-in page answers 200 once the Worker serves (DevServer's env file turns it on).
     const entry = build === "local" ? { entry: LOCAL_ENTRY } : {};
-    const dev = new DevServer({ dir, label, config: WRANGLER_TOML, ...entry, readyPath: "/admin/sign-in", extraSeedSql: "" });
+    const dev = new DevServer({ dir, label, config: WRANGLER_TOML, ...entry, readyPath: "/admin/sign-in", extraSeedSql: "", vars });
     const runtime = new LocalRuntime(dev, dir);
     try {
       await dev.prepare();
