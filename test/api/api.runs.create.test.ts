@@ -70,6 +70,8 @@ describe("POST /api/v1/runs accepts a run", () => {
       reconciledBy: null,
       failureMessage: null,
       retry: null,
+      cancelRequestedAt: null,
+      cancelRequestedBy: null,
     });
     expect(DEMO_POLICY.maxAttempts).toBe(3);
     const createdAt = Date.parse(run.createdAt);

@@ -249,8 +249,8 @@ describe("filters", () => {
     stopClock();
     const kindsOf = {
       queued: ["queued", "retrying", "queued_overdue"],
-      running: ["running", "running_stale"],
-      completed: ["succeeded", "partially_succeeded", "failed", "failed_reconciled"],
+      running: ["running", "running_stale", "cancelling"],
+      completed: ["succeeded", "partially_succeeded", "failed", "failed_reconciled", "cancelled"],
     } as const;
     for (const [status, kinds] of Object.entries(kindsOf)) {
       const runs = (await page(client, `status=${status}&limit=100`)).runs;
