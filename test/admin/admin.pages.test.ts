@@ -87,7 +87,8 @@ describe("operations page: display states", () => {
     const stateClasses = new Set(shown.flatMap((r) => r.badgeClasses.filter((c) => c.startsWith("badge--"))));
     expect(stateClasses.size).toBe(DISPLAY_STATES.length);
 
-    const live: DisplayStateKind[] = ["queued", "retrying", "running"];
+    // Cancelling is live work (being stopped), so its row keeps the live look's refresh.
+    const live: DisplayStateKind[] = ["queued", "retrying", "running", "cancelling"];
     for (const kind of DISPLAY_STATES) {
       const row = byId.get(seeded[kind])!;
       expect(row.rowClasses.includes("row--live"), kind).toBe(live.includes(kind));
@@ -122,7 +123,8 @@ describe("operations page: display states", () => {
 
     const client = await clientFor(ws);
     const html = await client.html("/admin/operations");
-    expect(await tiles(html)).toEqual({ active: 3, retrying: 1, stale: 2, reconciled: 1, failures: 2 });
+    // Active: queued, retrying, running and cancelling.
+    expect(await tiles(html)).toEqual({ active: 4, retrying: 1, stale: 2, reconciled: 1, failures: 2 });
     const tileBoxes = await parseHtml(html, "#tiles .tile");
     expect(tileBoxes.map(classes).flat()).toEqual(expect.arrayContaining(["tile--warn", "tile--reconciled", "tile--bad", "tile--retrying"]));
 

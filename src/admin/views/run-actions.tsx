@@ -26,10 +26,10 @@ export function RunActions({ run, canCancel, oob }: { run: RunRecord; canCancel:
         <details class="cancel-run">
           <summary class="button button--danger-outline">Cancel run…</summary>
           <form method="post" action={`/admin/operations/${encodeURIComponent(run.id)}/cancel`} class="cancel-run__form">
+            {/* Not refreshed while open, so it says what holds whether the run is queued or running by now. */}
             <p class="muted">
-              {run.status === "queued"
-                ? "The run has not started this attempt: it ends Cancelled at once."
-                : "The running attempt is told to stop at its next heartbeat; the run ends Cancelled when it stops. Work it already did stays done."}
+              A queued run ends Cancelled at once. A running attempt is told to stop at its next heartbeat, and the run ends
+              Cancelled when it stops. Work already done stays done.
             </p>
             <label>
               Reason <span class="muted">(optional, kept in the audit log)</span>
