@@ -12,12 +12,12 @@ import { z } from "zod";
 import { DEFAULT_SETTINGS } from "../../src/lifecycle";
 import { expectNoProblems, localWorker, screenshot, SETTLE_MS, signIn, test as it } from "./support/browser";
 
-// 20 steps of 750 ms: ~15 s of work, so the tracker's D1 flushes (every 5 s)
+// 100 steps of 750 ms: ~75 s of work, so the tracker's D1 flushes (every 30 s)
 // land at least twice mid-run and the page, polling every 2 s, sees them.
-const INPUT = { steps: 20, stepMs: 750 };
+const INPUT = { steps: 100, stepMs: 750 };
 const POLL_INTERVAL_MS = 2_000;
-/** How long the ~15 s run may take to finish on a busy machine before the test gives up on it. */
-const FINISH_DEADLINE_MS = 180_000;
+/** How long the ~75 s run may take to finish on a busy machine before the test gives up on it. */
+const FINISH_DEADLINE_MS = 200_000;
 
 interface Seen {
   display: string | null;

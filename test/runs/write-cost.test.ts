@@ -1,0 +1,30 @@
+import { env } from "cloudflare:workers";
+import { expect, it } from "vitest";
+import { DEFAULT_SETTINGS } from "../../src/lifecycle";
+import { policyFor } from "../../src/operations";
+import { meteredDb, RunService } from "../../src/runs";
+import { makeWorkspace } from "../support/fixtures";
+
+it("measure", async () => {
+  const ws = await makeWorkspace("cost");
+  const m = meteredDb(env.DB);
+  const svc = new RunService(m.db, { policyFor, settings: DEFAULT_SETTINGS });
+  const snap = () => ({ ...m.cost });
+  const d = (a: any, b: any) => `w=${b.rowsWritten - a.rowsWritten} r=${b.rowsRead - a.rowsRead} rt=${b.roundTrips - a.roundTrips}`;
+  let a = snap();
+  const c = await svc.create({ workspaceId: ws, type: "demo.work", input: { steps: 1, stepMs: 0 }, initiator: "user:x" });
+  if (!c.ok) throw new Error();
+  console.log("create", d(a, snap())); a = snap();
+  await svc.claim(c.run.id, 1, 1);
+  console.log("claim", d(a, snap())); a = snap();
+  await svc.heartbeat({ runId: c.run.id, type: "demo.work", attempt: 1, force: true, at: Date.now() + 10 });
+  console.log("heartbeat", d(a, snap())); a = snap();
+  await svc.complete(c.run.id, 1, { outcome: "succeeded" });
+  console.log("complete", d(a, snap())); a = snap();
+  const c2 = await svc.create({ workspaceId: ws, type: "demo.work", input: { steps: 1, stepMs: 0 }, initiator: "user:x" });
+  if (!c2.ok) throw new Error();
+  a = snap();
+  await svc.reconcile(c2.run.id, { detector: "sweep", reason: "lifecycle.stale_queued", observed: { status: "queued", attempt: 0, deadlineAt: c2.run.deadlineAt }, evidence: {}, snapshot: c2.run });
+  console.log("reconcile", d(a, snap())); a = snap();
+  expect(1).toBe(1);
+});
