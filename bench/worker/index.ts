@@ -10,13 +10,13 @@
  *   runs under `wrangler dev` on loopback, started by bench/lib/dev.ts.
  */
 import production, { RunTracker as ProductionRunTracker } from "../../src/index";
-import { counters, instrumentEnv, type BenchEnv } from "./instrument";
+import { counters, countingState, instrumentEnv, type BenchEnv } from "./instrument";
 import { benchQueue } from "./queue";
 import { handleBenchRequest } from "./routes";
 
 export class RunTracker extends ProductionRunTracker {
   constructor(ctx: DurableObjectState, env: BenchEnv) {
-    super(ctx, instrumentEnv(env));
+    super(countingState(ctx), instrumentEnv(env));
   }
 
   override async alarm(): Promise<void> {
