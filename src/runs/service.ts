@@ -519,7 +519,7 @@ export class RunService {
           : to.reasonCode && to.status === "completed"
             ? explainReason(to.reasonCode, to).whatHappened
             : run.failureMessage;
-      const set: [string, string | number | null][] = Object.entries({
+      const set = changedColumns(run, {
         status: to.status,
         outcome: to.outcome,
         attempt: to.attempt,
@@ -567,6 +567,24 @@ export class RunService {
     }
     throw new ContentionError(`run ${runId}: no decision after ${MAX_CAS_ROUNDS} rounds`);
   }
+}
+
+/** Columns an index covers (or filters on): rewriting one writes index entries, even with its old value. */
+const INDEXED_COLUMNS = new Set(["outcome", "deadline_at", "completed_at"]);
+
+/**
+ * The SET list of a transition: every column, except an indexed one whose
+ * value is unchanged. SQLite rewrites the entries of every index on a column
+ * named in SET, whether or not the value changed, and D1 bills each as a row
+ * written; `status` changes in every transition, so it is always set.
+ */
+function changedColumns(run: RunRecord, next: Record<string, string | number | null>): [string, string | number | null][] {
+  const current: Record<string, string | number | null> = {
+    outcome: run.outcome,
+    deadline_at: run.deadlineAt,
+    completed_at: run.completedAt,
+  };
+  return Object.entries(next).filter(([column, value]) => !INDEXED_COLUMNS.has(column) || current[column] !== value);
 }
 
 /** At most this many infrastructure errors are kept on a run (the latest). */
