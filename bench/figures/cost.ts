@@ -12,6 +12,11 @@
  *   (TRACKER_RETENTION_MS), one more alarm invocation per run (from the code).
  * - per minute of heartbeating: H demo.work runs of 100 one-second steps, all
  *   running; counters over one minute of their lives, per run.
+ * - the trackers' own storage writes (bench/worker/instrument.ts counts each
+ *   `put` key, `setAlarm`, `delete` and `deleteAll` a tracker makes).
+ *
+ * Runs enter through the API, so each run's first dispatch is sent once, by
+ * its tracker (the dispatch model); nothing here sends a second copy.
  */
 import type { BenchClient, Counters } from "../lib/client";
 import { pool } from "../lib/client";
@@ -27,6 +32,10 @@ export interface CostSample {
   doRequests: number;
   doRpc: Record<string, number>;
   doAlarms: number;
+  /** The trackers' own storage writes, by call (`put` counts keys: one row each in the object's SQLite KV table). */
+  doStorage: Record<string, number>;
+  /** Of those, rows written: keys put and alarms set (`setAlarm` stores the alarm time in the object's storage). */
+  doStorageRowsWritten: number;
   queueWrites: number;
   queueReads: number;
   queueDeletes: number;
@@ -52,6 +61,7 @@ function diff(a: Counters, b: Counters): Counters {
       afterCommit: b.d1Faults.afterCommit - a.d1Faults.afterCommit,
     },
     doRpc: sub(a.doRpc, b.doRpc),
+    doStorage: sub(a.doStorage ?? {}, b.doStorage ?? {}),
     doAlarms: b.doAlarms - a.doAlarms,
     doAlarmsSuppressed: b.doAlarmsSuppressed - a.doAlarmsSuppressed,
     queueSent: sub(a.queueSent, b.queueSent),
@@ -80,6 +90,8 @@ function perRun(c: Counters, runs: number, perMinuteOf?: number): CostSample {
     doRequests: r(rpc + c.doAlarms),
     doRpc: Object.fromEntries(Object.entries(c.doRpc).map(([k, v]) => [k, r(v)])),
     doAlarms: r(c.doAlarms),
+    doStorage: Object.fromEntries(Object.entries(c.doStorage ?? {}).map(([k, v]) => [k, r(v)])),
+    doStorageRowsWritten: r((c.doStorage?.put ?? 0) + (c.doStorage?.setAlarm ?? 0)),
     queueWrites: r(writes),
     queueReads: r(reads),
     queueDeletes: r(deletes),
