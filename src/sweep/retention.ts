@@ -16,6 +16,13 @@ export interface RetentionReport {
 /** D1 binds at most 100 parameters per statement. */
 const MAX_IDS = 90;
 
+/** Expired terminal runs, oldest first: `?1` the smallest id minted at the cutoff, `?2` the cutoff, `?3` the batch size. */
+export const EXPIRED_RUNS_SQL = "SELECT id FROM operation_runs WHERE id < ?1 AND status = 'completed' AND completed_at < ?2 ORDER BY id LIMIT ?3";
+
+/** Events about no run older than the cutoff: `?1` the smallest event id minted at the cutoff, `?2` the batch size. */
+export const EXPIRED_ORPHAN_EVENTS_SQL =
+  "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE id < ?1 AND subject_type <> 'run' ORDER BY id LIMIT ?2)";
+
 export async function purgeExpired(
   db: D1Database,
   opts: { now: number; retentionMs: number; batchSize?: number; maxBatches?: number },
@@ -31,7 +38,7 @@ export async function purgeExpired(
   const beforeRunId = minIdAt("run", cutoff);
   for (let i = 0; i < (opts.maxBatches ?? 10); i++) {
     const { results } = await metered.db
-      .prepare("SELECT id FROM operation_runs WHERE id < ? AND status = 'completed' AND completed_at < ? ORDER BY id LIMIT ?")
+      .prepare(EXPIRED_RUNS_SQL)
       .bind(beforeRunId, cutoff, batchSize)
       .all<{ id: string }>();
     if (results.length === 0) break;
@@ -48,9 +55,7 @@ export async function purgeExpired(
   // Events about no run (e.g. malformed queue messages) age out on their own, oldest first by
   // their time-ordered id; a run's events older than the cutoff go with their run above.
   const orphans = await metered.db
-    .prepare(
-      "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE id < ? AND subject_type <> 'run' ORDER BY id LIMIT ?)",
-    )
+    .prepare(EXPIRED_ORPHAN_EVENTS_SQL)
     .bind(minIdAt("evt", cutoff), batchSize)
     .run();
   report.eventsDeleted += orphans.meta.changes ?? 0;

@@ -16,8 +16,9 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_SETTINGS } from "../../src/lifecycle";
 import { policyFor } from "../../src/operations";
 import { meteredDb, RunService, type D1Cost } from "../../src/runs";
+import { purgeExpired } from "../../src/sweep/retention";
 import { DEMO, DEMO_INPUT } from "../support/demo";
-import { makeWorkspace } from "../support/fixtures";
+import { makeWorkspace, manualClock } from "../support/fixtures";
 
 function metered() {
   const m = meteredDb(env.DB);
@@ -110,5 +111,45 @@ describe("rows written per transition", () => {
     });
     expect(answer.ok).toBe(true);
     expect(answer.run?.diagnostics).toMatchObject({ infrastructureErrors: [{ where: "claim", message: "D1 was unavailable" }], detectedBy: "sweep" });
+  });
+});
+
+describe("retention's cost per run", () => {
+  const DAY_MS = 86_400_000;
+  const RUNS = 20;
+  const RECENT = 60;
+
+  it(`purging ${RUNS} expired runs (3 events each) beside ${RECENT} recent ones writes 4 rows per run and reads a bounded number`, async () => {
+    const now = Date.now();
+    const retentionMs = 30 * DAY_MS;
+    // What earlier tests of this file left past the cutoff is gone first: the counts are this test's.
+    await purgeExpired(env.DB, { now, retentionMs, maxBatches: 1_000 });
+    const ws = await makeWorkspace("write-cost-retention");
+    const clock = manualClock(now - 40 * DAY_MS);
+    const svc = new RunService(env.DB, { policyFor, settings: DEFAULT_SETTINGS, clock: clock.now });
+    for (let i = 0; i < RUNS; i++) {
+      clock.advance(60_000);
+      const c = await svc.create({ workspaceId: ws, type: DEMO, input: DEMO_INPUT, initiator: "user:cost" });
+      if (!c.ok) throw new Error("not created");
+      await svc.claim(c.run.id, 1);
+      await svc.complete(c.run.id, 1, { outcome: "succeeded" });
+    }
+    // Recent terminal runs beside them: the purge's search never reads them (ids after the cutoff).
+    const recent = new RunService(env.DB, { policyFor, settings: DEFAULT_SETTINGS });
+    for (let i = 0; i < RECENT; i++) {
+      const c = await recent.create({ workspaceId: ws, type: DEMO, input: DEMO_INPUT, initiator: "user:cost" });
+      if (!c.ok) throw new Error("not created");
+      await recent.claim(c.run.id, 1);
+      await recent.complete(c.run.id, 1, { outcome: "succeeded" });
+    }
+    const report = await purgeExpired(env.DB, { now, retentionMs });
+    expect(report).toMatchObject({ runsDeleted: RUNS, eventsDeleted: 3 * RUNS });
+    const perRun = { rowsWritten: report.d1.rowsWritten / RUNS, rowsRead: report.d1.rowsRead / RUNS };
+    console.log(`retention per run: ${perRun.rowsWritten} rows written, ${perRun.rowsRead} rows read (${report.d1.roundTrips} round trips for ${RUNS} runs)`);
+    // The run row and its 3 events; D1 counts no row written for the index entries a delete removes.
+    expect(perRun.rowsWritten).toBe(4);
+    // Each deleted row is found and its index entries removed (about 12 rows read per run of 3
+    // events), plus the id scan's end: never the recent runs.
+    expect(perRun.rowsRead).toBeLessThanOrEqual(13);
   });
 });
