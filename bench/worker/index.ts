@@ -16,7 +16,9 @@ import { handleBenchRequest } from "./routes";
 
 export class RunTracker extends ProductionRunTracker {
   constructor(ctx: DurableObjectState, env: BenchEnv) {
-    super(countingState(ctx), instrumentEnv(env));
+    super(ctx, instrumentEnv(env));
+    // Production's methods reach storage through `this.ctx`; the runtime keeps the real state.
+    Object.defineProperty(this, "ctx", { value: countingState(ctx), writable: false, configurable: true });
   }
 
   override async alarm(): Promise<void> {
