@@ -59,6 +59,25 @@ describe("rows written per transition", () => {
     expect(completed.cost.rowsWritten).toBe(6);
   });
 
+  it("a minute of heartbeats at demo.work's 1 s interval writes at most 4 rows (2 flushes of the row and its deadline entry)", async () => {
+    const ws = await makeWorkspace("write-cost-minute");
+    const clock = manualClock();
+    const m = meteredDb(env.DB);
+    const svc = new RunService(m.db, { policyFor, settings: DEFAULT_SETTINGS, clock: clock.now });
+    const created = await svc.create({ workspaceId: ws, type: DEMO, input: DEMO_INPUT, initiator: "user:cost" });
+    if (!created.ok) throw new Error("not created");
+    await svc.claim(created.run.id, 1, 1);
+    const before = m.cost.rowsWritten;
+    let flushes = 0;
+    for (let s = 1; s <= 60; s++) {
+      clock.advance(policyFor(DEMO).heartbeatIntervalMs);
+      const beat = await svc.heartbeat({ runId: created.run.id, type: DEMO, attempt: 1, progress: { total: 60, processed: s, succeeded: s, failed: 0 } });
+      if (beat.ok && beat.flushed) flushes++;
+    }
+    expect(flushes).toBe(2);
+    expect(m.cost.rowsWritten - before).toBeLessThanOrEqual(4);
+  });
+
   it("an idempotency key adds its one index entry; a run without a key writes none", async () => {
     const ws = await makeWorkspace("write-cost-key");
     const { svc, cost } = metered();
