@@ -1,17 +1,23 @@
 import { encodeTime, monotonicFactory } from "ulidx";
 
-// Monotonic within an isolate, so ids minted in the same millisecond still sort
-// in creation order (keyset pagination and timelines rely on it). An id minted
-// for an earlier time than the last (a clock passed in, e.g. a reconstructed
-// past) carries that time, not the last one: retention and the admin's "created
+// Monotonic within an isolate, so ids minted in the same millisecond, or for a
+// slightly earlier time than the last (a clock read before an await), still sort
+// in creation order (keyset pagination and timelines rely on it). An id minted for
+// a time more than an hour before the last (a history reconstructed in the past,
+// as tests and seeds do) carries that time: retention and the admin's "created
 // within" filter read a run's creation time from its id's time prefix.
+const RECONSTRUCTED_PAST_MS = 3_600_000;
 let monotonic = monotonicFactory();
-let lastMs = 0;
+/** The latest time the current factory minted for. */
+let factoryMs = 0;
 
 function mint(now: number = Date.now()): string {
-  // ulidx's factory would keep the later time; a fresh one starts at `now`, still monotonic from there.
-  if (now < lastMs) monotonic = monotonicFactory();
-  lastMs = now;
+  // ulidx's factory would keep its later time; a fresh one starts at `now`, monotonic from there.
+  if (now < factoryMs - RECONSTRUCTED_PAST_MS) {
+    monotonic = monotonicFactory();
+    factoryMs = now;
+  }
+  factoryMs = Math.max(factoryMs, now);
   return monotonic(now);
 }
 
