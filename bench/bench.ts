@@ -12,8 +12,8 @@
  */
 import { parseArgs } from "node:util";
 import { detection, type DetectionResult } from "./figures/detection";
-import { history, type HistoryResult } from "./figures/history";
-import { cost, type CostResult } from "./figures/cost";
+import { history, OVERDUE as OVERDUE_RUNS, type HistoryResult } from "./figures/history";
+import { cost, type CostResult, type CostSample } from "./figures/cost";
 import { throughput, type ThroughputResult } from "./figures/throughput";
 import { assertBenchConfigMatchesProduction } from "./lib/config";
 import { benchWorkerBuild } from "./lib/dev";
@@ -117,6 +117,14 @@ function historyRows(r: HistoryResult) {
       figure: "2 sweep cost",
       metric: `100 overdue among ${fmt.int(p.terminalRuns)} terminal: rows read / written per sweep`,
       value: `${fmt.int(p.sweep.rowsRead)} / ${fmt.int(p.sweep.rowsWritten)} (idle sweep: ${p.idleSweep.rowsRead} / ${p.idleSweep.rowsWritten})`,
+      previous: "701 / 1,000 (idle sweep: 1 / 0)",
+      command: cmd,
+    });
+    rows.push({
+      figure: "2 sweep cost",
+      metric: `100 overdue among ${fmt.int(p.terminalRuns)} terminal: rows read / written per overdue run`,
+      value: `${fmt.num((p.sweep.rowsRead - p.idleSweep.rowsRead) / OVERDUE_RUNS)} / ${fmt.num(p.sweep.rowsWritten / OVERDUE_RUNS)}`,
+      previous: "7 / 10",
       command: cmd,
     });
   }
@@ -134,6 +142,7 @@ function historyRows(r: HistoryResult) {
       figure: "3 admin cost",
       metric: `${fmt.int(p.terminalRuns)} runs: first page / page at depth ${fmt.int(p.adminDeep.depth)}, rows read`,
       value: `${fmt.int(p.adminFirst.rowsRead)} / ${fmt.int(p.adminDeep.rowsRead)} (of which ${fmt.int(p.adminFirst.tiles.failures24h ?? 0)} failures of 24 h counted twice)`,
+      previous: p === first ? "1,228 / 1,228 at 10k runs" : "4,196 / 4,196 at 1M runs",
       command: cmd,
     });
     rows.push({
@@ -153,26 +162,48 @@ function costRows(r: CostResult) {
     figure: "4 cost per run",
     metric: "successful short run: D1 rows written / read",
     value: `${fmt.num(s.d1RowsWritten)} / ${fmt.num(s.d1RowsRead)} (${fmt.num(s.d1RoundTrips)} round trips)`,
+    previous: "31 / 14 (7 round trips)",
     command: cmd,
   });
   rows.push({
     figure: "4 cost per run",
     metric: "successful short run: DO requests / queue operations",
     value: `${fmt.num(s.doRequests)} (+1 clean-up alarm at +15 min) / ${fmt.num(s.queueOperations)}`,
+    previous: "3 / 3",
+    command: cmd,
+  });
+  rows.push({
+    figure: "4 cost per run",
+    metric: "successful short run: tracker storage rows written (keys put + alarms set)",
+    value: `${fmt.num(s.doStorageRowsWritten)} (${storageCalls(s)})`,
+    previous: "not counted",
     command: cmd,
   });
   rows.push({
     figure: "4 cost per run",
     metric: "per minute of heartbeating: D1 rows written / read",
     value: `${fmt.num(h.d1RowsWritten)} / ${fmt.num(h.d1RowsRead)} (${fmt.num(h.d1RoundTrips)} round trips)`,
+    previous: "24 / 12 (12 round trips)",
     command: cmd,
   });
   rows.push({
     figure: "4 cost per run",
     metric: "per minute of heartbeating: DO requests (RPC + alarms) / queue operations",
     value: `${fmt.num(h.doRequests)} (${fmt.num(h.doRequests - h.doAlarms)} + ${fmt.num(h.doAlarms)}) / ${fmt.num(h.queueOperations)}`,
+    previous: "74.8 (59.8 + 15) / 0",
     command: cmd,
   });
+  rows.push({
+    figure: "4 cost per run",
+    metric: "per minute of heartbeating: tracker storage rows written (keys put + alarms set)",
+    value: `${fmt.num(h.doStorageRowsWritten)} (${storageCalls(h)})`,
+    previous: "not counted",
+    command: cmd,
+  });
+}
+
+function storageCalls(c: CostSample): string {
+  return Object.entries(c.doStorage).map(([k, v]) => `${k} ${fmt.num(v)}`).join(", ") || "none";
 }
 
 function throughputRows(r: ThroughputResult) {
@@ -187,6 +218,7 @@ function throughputRows(r: ThroughputResult) {
     figure: "5 throughput",
     metric: "ratio runs/s ÷ bare msgs/s (per round)",
     value: `${fmt.num(r.ratio)} (${pairs(r).join(", ")})`,
+    previous: "0.23 (0.21, 0.25)",
     command: cmd,
   });
 }

@@ -22,7 +22,8 @@ const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /** 28 days over 1M runs: one run every ~2.4 s, kept inside the 30-day retention. */
 const SPACING_MS = Math.floor((28 * 86_400_000) / 1_000_000);
 const CHUNK = 50_000;
-const OVERDUE = 100;
+/** Overdue live runs added at each size (figure 2). */
+export const OVERDUE = 100;
 const PAGE = 25;
 
 /** SQL for the 10-character ULID time prefix of `expr` (epoch ms), so seeded ids sort like real ones. */

@@ -74,6 +74,7 @@ export interface Counters {
   d1: { rowsRead: number; rowsWritten: number; roundTrips: number };
   d1Faults: { beforeCommit: number; afterCommit: number };
   doRpc: Record<string, number>;
+  doStorage: Record<string, number>;
   doAlarms: number;
   doAlarmsSuppressed: number;
   queueSent: Record<string, number>;

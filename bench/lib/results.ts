@@ -9,15 +9,18 @@ export interface FigureRow {
   figure: string;
   metric: string;
   value: string;
+  /** The same figure as last published (BENCHMARKS.md), where it was measured before. */
+  previous?: string;
   /** The command that produced it. */
   command: string;
 }
 
 export function renderTable(rows: readonly FigureRow[]): string {
-  const headers = ["figure", "metric", "value", "command"] as const;
-  const widths = headers.map((h) => Math.max(h.length, ...rows.map((r) => r[h].length)));
+  const headers = ["figure", "metric", "value", "previous", "command"] as const;
+  const cell = (r: FigureRow, h: (typeof headers)[number]) => (h === "previous" ? (r.previous ?? "") : r[h]);
+  const widths = headers.map((h) => Math.max(h.length, ...rows.map((r) => cell(r, h).length)));
   const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  return [line(headers), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map((r) => line(headers.map((h) => r[h])))].join("\n");
+  return [line(headers), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map((r) => line(headers.map((h) => cell(r, h))))].join("\n");
 }
 
 /** Write `data` as bench/results/<name>-<timestamp>.json and <name>-latest.json; returns the first path. */

@@ -12,7 +12,7 @@
  */
 import production, { RunTracker as ProductionRunTracker } from "../../src/index.local";
 import { registerLocalOperations, registerOperation } from "../../src/operations/registry";
-import { counters, instrumentEnv, type BenchEnv } from "./instrument";
+import { counters, countingState, instrumentEnv, type BenchEnv } from "./instrument";
 import { benchQueue } from "./queue";
 import { benchNoop } from "./noop";
 import { handleBenchRequest } from "./routes";
@@ -22,6 +22,8 @@ registerLocalOperations([registerOperation(benchNoop)]);
 export class RunTracker extends ProductionRunTracker {
   constructor(ctx: DurableObjectState, env: BenchEnv) {
     super(ctx, instrumentEnv(env));
+    // Production's methods reach storage through `this.ctx`; the runtime keeps the real state.
+    Object.defineProperty(this, "ctx", { value: countingState(ctx), writable: false, configurable: true });
   }
 
   override async alarm(): Promise<void> {

@@ -21,6 +21,12 @@ export interface Counters {
   d1Faults: D1FaultCounts;
   /** RPC calls on tracker stubs, by method. */
   doRpc: Record<string, number>;
+  /**
+   * The trackers' own Durable Object storage writes, by call: `put` (keys
+   * written: one row each in the SQLite-backed object's KV table), `setAlarm`,
+   * `delete` and `deleteAll`.
+   */
+  doStorage: Record<string, number>;
   /** Tracker alarm invocations (and how many the bench switch suppressed). */
   doAlarms: number;
   doAlarmsSuppressed: number;
@@ -37,6 +43,7 @@ export const counters: Counters = {
   d1: emptyCost(),
   d1Faults: { beforeCommit: 0, afterCommit: 0 },
   doRpc: {},
+  doStorage: {},
   doAlarms: 0,
   doAlarmsSuppressed: 0,
   queueSent: {},
@@ -53,6 +60,7 @@ export function resetCounters(): void {
   counters.d1Faults.beforeCommit = 0;
   counters.d1Faults.afterCommit = 0;
   counters.doRpc = {};
+  counters.doStorage = {};
   counters.doAlarms = 0;
   counters.doAlarmsSuppressed = 0;
   counters.queueSent = {};
@@ -81,6 +89,41 @@ function countingQueue(queue: Queue, name: string): Queue {
           return target.sendBatch(list, options);
         };
       }
+      const value: unknown = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** The storage writes a tracker makes, counted by call (reads pass through uncounted). */
+function countingStorage(storage: DurableObjectStorage): DurableObjectStorage {
+  return new Proxy(storage, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      if (prop === "put") {
+        return (keyOrEntries: string | Record<string, unknown>, ...rest: unknown[]) => {
+          bump(counters.doStorage, "put", typeof keyOrEntries === "string" ? 1 : Object.keys(keyOrEntries).length);
+          return (value as (...a: unknown[]) => unknown).call(target, keyOrEntries, ...rest);
+        };
+      }
+      if (prop === "setAlarm" || prop === "delete" || prop === "deleteAll" || prop === "deleteAlarm") {
+        return (...args: unknown[]) => {
+          bump(counters.doStorage, prop);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return value.bind(target);
+    },
+  });
+}
+
+/** `ctx` whose storage counts its writes (the bench RunTracker hands it to production's). */
+export function countingState(ctx: DurableObjectState): DurableObjectState {
+  const storage = countingStorage(ctx.storage);
+  return new Proxy(ctx, {
+    get(target, prop) {
+      if (prop === "storage") return storage;
       const value: unknown = Reflect.get(target, prop);
       return typeof value === "function" ? value.bind(target) : value;
     },

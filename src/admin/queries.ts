@@ -8,7 +8,7 @@
  */
 import { DEFAULT_SETTINGS, DISPLAY_STATES, type DisplayStateKind } from "../lifecycle";
 import { registeredPolicies } from "../operations";
-import { displayStateCondition, listRunsQuery, RUN_COLUMNS, rowToRecord, type RunRecord, type RunRow, type SqlFragment } from "../runs";
+import { displayStateCondition, listRunsQuery, minIdAt, RUN_COLUMNS, rowToRecord, type RunRecord, type RunRow, type SqlFragment } from "../runs";
 
 export interface Tiles {
   /** Live work: queued, retrying, running with a fresh heartbeat, and cancelling (being stopped). */
@@ -44,20 +44,14 @@ export interface OperationsFilter {
 }
 
 const DAY_MS = 86_400_000;
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /** The smallest run id minted at `ms` (ULID time prefix + zeros). */
 export function minRunIdAt(ms: number): string {
-  let t = Math.max(0, Math.floor(ms));
-  let out = "";
-  for (let i = 0; i < 10; i++) {
-    out = CROCKFORD[t % 32]! + out;
-    t = Math.floor(t / 32);
-  }
-  return `run_${out}${"0".repeat(16)}`;
+  return minIdAt("run", ms);
 }
 
-const LIVE_STATUSES = "status IN ('queued', 'running')";
+// Live runs are exactly the pending ones: the (workspace_id, outcome, id) index ranges over them.
+const LIVE_STATUSES = "outcome = 'pending'";
 
 function anyOf(parts: SqlFragment[]): SqlFragment {
   return { sql: parts.map((p) => `(${p.sql})`).join(" OR "), params: parts.flatMap((p) => p.params) };
@@ -77,7 +71,7 @@ const STATUS_OF: Partial<Record<DisplayStateKind, "queued" | "running">> = {
  * The listing of one page. A single display state is one condition on the
  * listing index; "failures" is the outcome index's. A group of live states
  * (active, stale) is one keyset range per status, each served by the
- * (workspace, status, id) index in id order, merged: with `status IN (…)`
+ * (workspace, outcome 'pending', id) index in id order, merged: with `status IN (…)`
  * SQLite would rather walk the whole workspace in id order than sort, and
  * read the history to find a few live runs.
  */

@@ -129,17 +129,19 @@ export const operationRuns = sqliteTable(
     index("operation_runs_deadline_live_idx").on(t.deadlineAt, t.id).where(sql`${t.status} <> 'completed'`),
     // Keyset listing per workspace, newest first (ids are time-ordered).
     index("operation_runs_workspace_id_idx").on(t.workspaceId, t.id),
-    index("operation_runs_workspace_status_id_idx").on(t.workspaceId, t.status, t.id),
     index("operation_runs_workspace_type_id_idx").on(t.workspaceId, t.type, t.id),
-    // Display filters on completed runs read only runs of their outcome (both "Failed" kinds: failed runs only).
+    // Display filters read only runs of their outcome (both "Failed" kinds: failed runs only). Live
+    // runs are `outcome = 'pending'` (a CHECK ties it to status), so this index also serves the
+    // status filters and the live tiles: a separate (workspace, status, id) index cost one more
+    // row written at acceptance and at every status change (migration 0009).
     index("operation_runs_workspace_outcome_id_idx").on(t.workspaceId, t.outcome, t.id),
     // The admin's "failures in the last 24 h" tiles: only failed runs, by completion time.
     index("operation_runs_workspace_failed_idx")
       .on(t.workspaceId, t.completedAt)
       .where(sql`${t.status} = 'completed' AND ${t.outcome} = 'failed'`),
-    // Retention: terminal runs by completion time.
-    index("operation_runs_completed_idx").on(t.completedAt).where(sql`${t.status} = 'completed'`),
-    uniqueIndex("operation_runs_idempotency_uq").on(t.workspaceId, t.idempotencyKey),
+    // Retention walks the primary key (time-ordered ids), so no index by completion time.
+    // Partial: a run without a key has no entry to write (most runs).
+    uniqueIndex("operation_runs_idempotency_uq").on(t.workspaceId, t.idempotencyKey).where(sql`${t.idempotencyKey} IS NOT NULL`),
     // A run's retries ("retried by" on its page and JSON): partial, so only retries are indexed.
     index("operation_runs_retry_of_idx").on(t.retryOf, t.id).where(sql`${t.retryOf} IS NOT NULL`),
   ],
@@ -164,8 +166,7 @@ export const auditEvents = sqliteTable(
     index("audit_events_subject_idx").on(t.subjectType, t.subjectId, t.id),
     // A workspace's events newest first, keyset-paginated.
     index("audit_events_workspace_id_idx").on(t.workspaceId, t.id),
-    // Retention and time-range queries.
-    index("audit_events_created_idx").on(t.createdAt),
+    // No index by created_at: ids are time-ordered, so retention walks the primary key.
   ],
 );
 

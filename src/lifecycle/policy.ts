@@ -28,7 +28,12 @@ export interface LifecycleSettings {
   consumerWallClockLimitMs: number;
   /** Head-room kept under that limit for abort, cleanup and the final write (T1). */
   safetyMarginMs: number;
-  /** A running run's heartbeat reaches D1 at most once per this interval (T6). */
+  /**
+   * A running run's heartbeat (with its progress and `deadline_at`) reaches D1
+   * at most once per this interval (T6). It also sets how long the admin waits
+   * before it shows "no heartbeat" (heartbeatTimeoutMs + this), since D1's
+   * last heartbeat is at most this old while an attempt lives.
+   */
   heartbeatFlushIntervalMs: number;
   /** How far past its deadline the sweep waits, so the tracker normally wins (T6). */
   sweepGraceMs: number;
@@ -64,7 +69,11 @@ export function retryDelayMs(policy: Pick<LifecyclePolicy, "retryDelaySeconds">,
 export const DEFAULT_SETTINGS: LifecycleSettings = {
   consumerWallClockLimitMs: CONSUMER_WALL_CLOCK_LIMIT_MS,
   safetyMarginMs: 30_000,
-  heartbeatFlushIntervalMs: 5_000,
+  // 30 s: two flushes a minute, two rows written each (the row and its deadline index entry),
+  // so a heartbeating attempt costs D1 4 rows a minute (issue 12; BENCHMARKS.md figure 4). The
+  // tracker detects a dead attempt on its own clock within heartbeatTimeoutMs, whatever this is;
+  // D1 is only the sweep's backstop and the admin's view.
+  heartbeatFlushIntervalMs: 30_000,
   sweepGraceMs: 15_000,
   queueMarginMs: 10_000,
   cancelGraceMs: 30_000,

@@ -23,32 +23,32 @@ export function displayStateCondition(
 ): SqlFragment {
   switch (kind) {
     case "queued":
-      return { sql: "status = 'queued' AND attempt = 0 AND deadline_at >= ?", params: [now] };
+      return { sql: "outcome = 'pending' AND status = 'queued' AND attempt = 0 AND deadline_at >= ?", params: [now] };
     case "retrying":
-      return { sql: "status = 'queued' AND attempt > 0 AND deadline_at >= ?", params: [now] };
+      return { sql: "outcome = 'pending' AND status = 'queued' AND attempt > 0 AND deadline_at >= ?", params: [now] };
     case "queued_overdue":
-      return { sql: "status = 'queued' AND deadline_at < ?", params: [now] };
+      return { sql: "outcome = 'pending' AND status = 'queued' AND deadline_at < ?", params: [now] };
     case "running":
     case "running_stale": {
       // Silent-for threshold per type; a type no longer registered is never fresh.
       const entries = Object.entries(policies);
       const last = "COALESCE(last_heartbeat_at, started_at, created_at)";
       if (entries.length === 0) {
-        return kind === "running" ? { sql: "0", params: [] } : { sql: "status = 'running' AND cancel_requested_at IS NULL", params: [] };
+        return kind === "running" ? { sql: "0", params: [] } : { sql: "outcome = 'pending' AND status = 'running' AND cancel_requested_at IS NULL", params: [] };
       }
       const cases = entries.map(() => "WHEN ? THEN ?").join(" ");
       const caseParams = entries.flatMap(([type, p]) => [type, p.heartbeatTimeoutMs + settings.heartbeatFlushIntervalMs]);
       const known = entries.map(() => "?").join(", ");
-      // `+type`: the listing must range over (workspace, status, id), never over every run of a known type.
+      // `+type`: the listing must range over the live runs (workspace, outcome 'pending', id), never over every run of a known type.
       const fresh = `+type IN (${known}) AND ? - ${last} <= CASE type ${cases} END`;
       const params = [...entries.map(([t]) => t), now, ...caseParams];
       // A run whose cancel was requested is Cancelling, fresh or not.
       return kind === "running"
-        ? { sql: `status = 'running' AND cancel_requested_at IS NULL AND ${fresh}`, params }
-        : { sql: `status = 'running' AND cancel_requested_at IS NULL AND NOT (${fresh})`, params };
+        ? { sql: `outcome = 'pending' AND status = 'running' AND cancel_requested_at IS NULL AND ${fresh}`, params }
+        : { sql: `outcome = 'pending' AND status = 'running' AND cancel_requested_at IS NULL AND NOT (${fresh})`, params };
     }
     case "cancelling":
-      return { sql: "status = 'running' AND cancel_requested_at IS NOT NULL", params: [] };
+      return { sql: "outcome = 'pending' AND status = 'running' AND cancel_requested_at IS NOT NULL", params: [] };
     case "cancelled":
       return { sql: "outcome = 'cancelled'", params: [] };
     case "succeeded":

@@ -46,14 +46,16 @@ export interface ListRunsFilter {
 
 /**
  * One page of a workspace's runs, newest first, by keyset on the time-ordered
- * id: `(workspace_id[, status | type], id)` indexes serve every combination,
+ * id: `(workspace_id[, outcome | type], id)` indexes serve every combination,
  * so a deep page costs what the first one does.
  */
 export function listRunsQuery(workspaceId: string, f: ListRunsFilter): { sql: string; params: unknown[] } {
   const where = ["workspace_id = ?"];
   const params: unknown[] = [workspaceId];
   if (f.status) {
-    where.push("status = ?");
+    // A live status ranges over (workspace_id, outcome = 'pending', id): live runs are exactly the
+    // pending ones (a CHECK ties outcome to status), and there is no status index to write.
+    where.push(f.status === "completed" ? "status = ?" : "outcome = 'pending' AND status = ?");
     params.push(f.status);
   }
   if (f.type) {

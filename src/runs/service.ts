@@ -173,11 +173,12 @@ export class RunService {
     const inputJson = JSON.stringify(req.input ?? null);
     const diagnostics: Diagnostics = { attempts: [], thresholds: thresholdsOf(policy, this.settings) };
     const deadline = storedDeadline({ status: "queued", queuedSince: now, lastFlushedHeartbeatAt: null }, policy);
-    const [inserted] = await this.db.batch([
+    const [inserted] = await this.db.batch<RunRow>([
       this.db
         .prepare(
           `INSERT INTO operation_runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, NULL, ?, NULL, ?, ?, ?, ?, NULL, NULL, NULL)
-           ON CONFLICT (workspace_id, idempotency_key) DO NOTHING`,
+           ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+           RETURNING ${RUN_COLUMNS}`,
         )
         .bind(
           id,
@@ -215,11 +216,9 @@ export class RunService {
       // Guarded by the run.queued insert just before it: one row exactly when the run was inserted.
       ...(req.retryOf ? [retriedEvent(this.db, { ...req, retryOf: req.retryOf }, id, now)] : []),
     ]);
-    if ((inserted?.meta.changes ?? 0) === 1) {
-      const run = await this.getById(id);
-      if (!run) throw new Error(`run ${id} vanished right after its insert`);
-      return { ok: true, run, created: true };
-    }
+    // The inserted row comes back with the insert (RETURNING): no second read.
+    const row = inserted?.results[0];
+    if (row) return { ok: true, run: rowToRecord(row), created: true };
     const run = await this.getByIdempotencyKey(req.workspaceId, req.idempotencyKey ?? null);
     if (!run) throw new Error("idempotent create: no insert and no existing run");
     const same =
@@ -416,6 +415,8 @@ export class RunService {
       observed: { status: "queued" | "running"; attempt: number; deadlineAt?: number | null };
       evidence: Evidence;
       progress?: Progress;
+      /** The run as the detector just read it: the first compare-and-set round uses it instead of reading again. */
+      snapshot?: RunRecord;
     },
   ): Promise<RunAnswer> {
     const actor: Actor = r.detector === "sweep" ? "system:sweep" : "system:tracker";
@@ -435,6 +436,8 @@ export class RunService {
       }),
       undefined,
       r.observed.deadlineAt,
+      undefined,
+      r.snapshot,
     );
   }
 
@@ -566,9 +569,14 @@ export class RunService {
     lateReport?: Record<string, unknown>,
     expectDeadlineAt?: number | null,
     sameAsApplied?: (run: RunRecord) => boolean,
+    snapshot?: RunRecord,
   ): Promise<RunAnswer> {
     for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      const run = await this.getById(runId);
+      // The caller's own fresh read serves the first round (the sweep's overdue read): no
+      // second read of the same row. Its diagnostics text joins the compare-and-set, so a
+      // write that landed since (status, attempt and deadline unchanged) loses a round, not data.
+      const fromSnapshot = round === 0 && snapshot !== undefined && snapshot.id === runId;
+      const run = fromSnapshot ? snapshot : await this.getById(runId);
       if (!run) return { ok: false, refusal: "not_found", run: null };
       // A detector fenced on the deadline it read: a deadline that moved since
       // (a fresher heartbeat, a new dispatch) means its observation is stale.
@@ -625,40 +633,41 @@ export class RunService {
             : run.failureMessage;
       // The run became completed: its webhook outbox rows ride in the same batch, after the guarded audit insert.
       const outbox = to.status === "completed" ? outboxInsertFor(run, to, { completedAt: p.completedAt ?? now, failureMessage }) : null;
-      const [update, , deliveries] = await this.db.batch<RunRow>([
+      const set = changedColumns(run, {
+        status: to.status,
+        outcome: to.outcome,
+        attempt: to.attempt,
+        reason_code: to.reasonCode,
+        reconciled_by: to.reconciledBy,
+        failure_message: failureMessage,
+        diagnostics: JSON.stringify(p.diagnostics),
+        progress: JSON.stringify(p.progress ?? run.progress),
+        deadline_at: p.deadlineAt,
+        started_at: p.startedAt ?? run.startedAt,
+        completed_at: p.completedAt ?? run.completedAt,
+        last_heartbeat_at: p.lastHeartbeatAt ?? run.lastHeartbeatAt,
+        updated_at: now,
+        ...(p.output !== undefined && p.output !== null ? { output: p.output } : {}),
+        cancel_requested_at: cancel?.at ?? null,
+        cancel_requested_by: cancel?.by ?? null,
+      });
+      const results = await this.db.batch<RunRow>([
         this.db
           .prepare(
-            `UPDATE operation_runs
-                SET status = ?, outcome = ?, attempt = ?, reason_code = ?, reconciled_by = ?,
-                    failure_message = ?, diagnostics = ?, progress = ?, deadline_at = ?,
-                    started_at = ?, completed_at = ?, last_heartbeat_at = ?, updated_at = ?,
-                    output = COALESCE(?, output),
-                    cancel_requested_at = ?, cancel_requested_by = ?
-              WHERE id = ? AND status = ? AND attempt = ? AND (? = 0 OR deadline_at IS ?) AND cancel_requested_at IS ?
+            `UPDATE operation_runs SET ${set.map(([column]) => `${column} = ?`).join(", ")}
+              WHERE id = ? AND status = ? AND attempt = ? AND (? = 0 OR deadline_at IS ?) AND (? IS NULL OR diagnostics = ?)
+                AND cancel_requested_at IS ?
           RETURNING ${RUN_COLUMNS}`,
           )
           .bind(
-            to.status,
-            to.outcome,
-            to.attempt,
-            to.reasonCode,
-            to.reconciledBy,
-            failureMessage,
-            JSON.stringify(p.diagnostics),
-            JSON.stringify(p.progress ?? run.progress),
-            p.deadlineAt,
-            p.startedAt ?? run.startedAt,
-            p.completedAt ?? run.completedAt,
-            p.lastHeartbeatAt ?? run.lastHeartbeatAt,
-            now,
-            p.output ?? null,
-            cancel?.at ?? null,
-            cancel?.by ?? null,
+            ...set.map(([, value]) => value),
             run.id,
             run.status,
             run.attempt,
             expectDeadlineAt === undefined ? 0 : 1,
             expectDeadlineAt ?? null,
+            fromSnapshot ? JSON.stringify(run.diagnostics) : null,
+            fromSnapshot ? JSON.stringify(run.diagnostics) : null,
             // Fenced on the cancel flag too: a decision made before a cancel request landed is re-made.
             run.cancelRequestedAt,
           ),
@@ -675,9 +684,11 @@ export class RunService {
         }),
         ...(outbox ? [prepared(this.db, outbox.statement)] : []),
       ]);
+      const update = results[0];
       const row = update?.results[0];
       if (row) {
-        if (outbox) await announceDeliveries(this.options.webhooks, outbox.messageId, endpointIdsOf(deliveries));
+        // The outbox insert is the batch's last statement.
+        if (outbox) await announceDeliveries(this.options.webhooks, outbox.messageId, endpointIdsOf(results[results.length - 1]));
         return { ok: true, run: rowToRecord(row), transition: d };
       }
       // Lost the compare-and-set to another writer: decide again on what it wrote.
@@ -771,6 +782,24 @@ function detectorActor(event: LifecycleEvent): string {
     default:
       return "system:tracker";
   }
+}
+
+/** Columns an index covers (or filters on): rewriting one writes index entries, even with its old value. */
+const INDEXED_COLUMNS = new Set(["outcome", "deadline_at", "completed_at"]);
+
+/**
+ * The SET list of a transition: every column, except an indexed one whose
+ * value is unchanged. SQLite rewrites the entries of every index on a column
+ * named in SET, whether or not the value changed, and D1 bills each as a row
+ * written; `status` changes in every transition, so it is always set.
+ */
+function changedColumns(run: RunRecord, next: Record<string, string | number | null>): [string, string | number | null][] {
+  const current: Record<string, string | number | null> = {
+    outcome: run.outcome,
+    deadline_at: run.deadlineAt,
+    completed_at: run.completedAt,
+  };
+  return Object.entries(next).filter(([column, value]) => !INDEXED_COLUMNS.has(column) || current[column] !== value);
 }
 
 /** At most this many infrastructure errors are kept on a run (the latest). */

@@ -5,7 +5,7 @@
  * events go only with the run. Running it twice (or in two overlapping crons)
  * is harmless: the second finds the rows already gone and deletes nothing.
  */
-import { meteredDb, type D1Cost } from "../runs";
+import { meteredDb, minIdAt, type D1Cost } from "../runs";
 
 export interface RetentionReport {
   runsDeleted: number;
@@ -16,6 +16,13 @@ export interface RetentionReport {
 /** D1 binds at most 100 parameters per statement. */
 const MAX_IDS = 90;
 
+/** Expired terminal runs, oldest first: `?1` the smallest id minted at the cutoff, `?2` the cutoff, `?3` the batch size. */
+export const EXPIRED_RUNS_SQL = "SELECT id FROM operation_runs WHERE id < ?1 AND status = 'completed' AND completed_at < ?2 ORDER BY id LIMIT ?3";
+
+/** Events about no run older than the cutoff: `?1` the smallest event id minted at the cutoff, `?2` the batch size. */
+export const EXPIRED_ORPHAN_EVENTS_SQL =
+  "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE id < ?1 AND subject_type <> 'run' ORDER BY id LIMIT ?2)";
+
 export async function purgeExpired(
   db: D1Database,
   opts: { now: number; retentionMs: number; batchSize?: number; maxBatches?: number },
@@ -24,12 +31,15 @@ export async function purgeExpired(
   const cutoff = opts.now - opts.retentionMs;
   const batchSize = Math.min(opts.batchSize ?? MAX_IDS, MAX_IDS);
   const report: RetentionReport = { runsDeleted: 0, eventsDeleted: 0, d1: metered.cost };
+  // A run completes after it was created, so every run completed before the cutoff was created
+  // before it: the time-ordered primary key bounds the search (no index by completion time to
+  // write for every run). What it also reads: runs created before the cutoff but not completed
+  // before it — the few that spanned the cutoff, purged once they pass it.
+  const beforeRunId = minIdAt("run", cutoff);
   for (let i = 0; i < (opts.maxBatches ?? 10); i++) {
     const { results } = await metered.db
-      .prepare(
-        "SELECT id FROM operation_runs WHERE status = 'completed' AND completed_at < ? ORDER BY completed_at LIMIT ?",
-      )
-      .bind(cutoff, batchSize)
+      .prepare(EXPIRED_RUNS_SQL)
+      .bind(beforeRunId, cutoff, batchSize)
       .all<{ id: string }>();
     if (results.length === 0) break;
     const ids = results.map((r) => r.id);
@@ -42,12 +52,11 @@ export async function purgeExpired(
     report.runsDeleted += runs?.meta.changes ?? 0;
     if (results.length < batchSize) break;
   }
-  // Events about no run (e.g. malformed queue messages) age out on their own.
+  // Events about no run (e.g. malformed queue messages) age out on their own, oldest first by
+  // their time-ordered id; a run's events older than the cutoff go with their run above.
   const orphans = await metered.db
-    .prepare(
-      "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE created_at < ? AND subject_type <> 'run' ORDER BY created_at LIMIT ?)",
-    )
-    .bind(cutoff, batchSize)
+    .prepare(EXPIRED_ORPHAN_EVENTS_SQL)
+    .bind(minIdAt("evt", cutoff), batchSize)
     .run();
   report.eventsDeleted += orphans.meta.changes ?? 0;
   return report;

@@ -143,6 +143,7 @@ export async function runSweep(db: D1Database, env: Env, opts: SweepOptions): Pr
       detector: "sweep",
       reason,
       observed: { status: run.status === "queued" ? "queued" : "running", attempt: run.attempt, deadlineAt: run.deadlineAt },
+      snapshot: run,
       evidence: {
         detectedAt: now,
         deadlineAt: run.deadlineAt,

@@ -454,7 +454,7 @@ describe("run page", () => {
       staleRunningAfterMs: "90 s (90000 ms)",
       maxAttempts: String(P.maxAttempts),
       retryDelaySeconds: `${P.retryDelaySeconds} s`,
-      heartbeatFlushIntervalMs: "5 s (5000 ms)",
+      heartbeatFlushIntervalMs: "30 s (30000 ms)",
       sweepGraceMs: "15 s (15000 ms)",
     });
     expect([P.timeoutMs, P.staleRunningAfterMs, DEFAULT_SETTINGS.sweepGraceMs]).toEqual([60_000, 90_000, 15_000]);

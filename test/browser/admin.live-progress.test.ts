@@ -10,14 +10,16 @@
 import { describe, expect } from "vitest";
 import { z } from "zod";
 import { DEFAULT_SETTINGS } from "../../src/lifecycle";
+import { POLICY as DEMO_POLICY } from "./support/fixtures";
 import { expectNoProblems, localWorker, screenshot, SETTLE_MS, signIn, test as it } from "./support/browser";
 
-// 20 steps of 750 ms: ~15 s of work, so the tracker's D1 flushes (every 5 s)
-// land at least twice mid-run and the page, polling every 2 s, sees them.
-const INPUT = { steps: 20, stepMs: 750 };
+// 70 steps of 750 ms: ~52 s of work, inside demo.work's 60 s attempt timeout, so
+// the tracker's D1 flush 30 s in lands mid-run and the page, polling every 2 s,
+// sees progress go from 0 to a value in between to done.
+const INPUT = { steps: 70, stepMs: 750 };
 const POLL_INTERVAL_MS = 2_000;
-/** How long the ~15 s run may take to finish on a busy machine before the test gives up on it. */
-const FINISH_DEADLINE_MS = 180_000;
+/** How long the ~52 s run may take to finish on a busy machine before the test gives up on it. */
+const FINISH_DEADLINE_MS = 200_000;
 
 interface Seen {
   display: string | null;
@@ -27,7 +29,8 @@ interface Seen {
 
 describe("operations page live progress (browser)", () => {
   it("shows a running run's progress advancing, then Succeeded, then stops polling", async ({ admin }) => {
-    expect(DEFAULT_SETTINGS.heartbeatFlushIntervalMs * 2).toBeLessThan(INPUT.steps * INPUT.stepMs);
+    expect(DEFAULT_SETTINGS.heartbeatFlushIntervalMs).toBeLessThan(INPUT.steps * INPUT.stepMs);
+    expect(INPUT.steps * INPUT.stepMs).toBeLessThan(DEMO_POLICY.timeoutMs);
     const { page } = admin;
     await signIn(page, "owner@demo.test");
     const worker = localWorker();
@@ -74,7 +77,8 @@ describe("operations page live progress (browser)", () => {
     const running = seen.filter((s) => s.display === "running").map((s) => s.processed);
     const midRun = running.filter((p) => p > 0 && p < INPUT.steps);
     expect(seen.at(-1), JSON.stringify(seen)).toEqual({ display: "succeeded", processed: INPUT.steps, total: INPUT.steps });
-    expect(midRun.length, `mid-run progress seen: ${JSON.stringify(seen)}`).toBeGreaterThanOrEqual(2);
+    // One flush every 30 s: at least one value strictly between 0 and done while running.
+    expect(midRun.length, `mid-run progress seen: ${JSON.stringify(seen)}`).toBeGreaterThanOrEqual(1);
     // Progress only ever moves forward.
     const processed = seen.map((s) => s.processed);
     expect(processed, JSON.stringify(seen)).toEqual([...processed].sort((a, b) => a - b));

@@ -7,6 +7,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { OVERDUE_RUNS_SQL, listRuns, listRunsQuery, overdueRuns, type ListRunsFilter } from "../../src/runs";
+import { EXPIRED_ORPHAN_EVENTS_SQL, EXPIRED_RUNS_SQL } from "../../src/sweep/retention";
 import { makeWorkspace, manualClock, runService } from "../support/fixtures";
 import { newRun } from "../support/runs";
 
@@ -58,8 +59,11 @@ describe("EXPLAIN QUERY PLAN", () => {
   it.each<[string, Omit<ListRunsFilter, "limit">, string]>([
     ["no filter", {}, "operation_runs_workspace_id_idx"],
     ["no filter, next page", { before: "run_Z" }, "operation_runs_workspace_id_idx"],
-    ["status", { status: "running" }, "operation_runs_workspace_status_id_idx"],
-    ["status, next page", { status: "queued", before: "run_Z" }, "operation_runs_workspace_status_id_idx"],
+    // A live status ranges over the live runs only: (workspace, outcome 'pending', id).
+    ["status", { status: "running" }, "operation_runs_workspace_outcome_id_idx"],
+    ["status, next page", { status: "queued", before: "run_Z" }, "operation_runs_workspace_outcome_id_idx"],
+    // Nearly every run is completed: the listing index, filtered, reads about a page.
+    ["status completed", { status: "completed" }, "operation_runs_workspace_id_idx"],
     ["type", { type: "demo.work" }, "operation_runs_workspace_type_id_idx"],
     ["type, next page", { type: "demo.work", before: "run_Z" }, "operation_runs_workspace_type_id_idx"],
   ])("listRunsQuery (%s, filter %o) searches %s with no sort step", async (_name, filter, index) => {
@@ -68,6 +72,19 @@ describe("EXPLAIN QUERY PLAN", () => {
     expect(detail).toHaveLength(1);
     expect(detail[0]).toMatch(new RegExp(`^SEARCH operation_runs USING INDEX ${index} \\(workspace_id=\\?`));
     expect(detail.join("\n")).not.toMatch(/TEMP B-TREE FOR ORDER BY/);
+  });
+});
+
+describe("EXPLAIN QUERY PLAN, retention", () => {
+  it("EXPIRED_RUNS_SQL ranges over the primary key below the cutoff's id, in id order", async () => {
+    const detail = await plan(EXPIRED_RUNS_SQL, ["run_01", Date.now(), 90]);
+    expect(detail).toEqual([expect.stringMatching(/^SEARCH operation_runs USING INDEX sqlite_autoindex_operation_runs_1 \(id<\?\)$/)]);
+  });
+
+  it("EXPIRED_ORPHAN_EVENTS_SQL ranges over the events' primary key below the cutoff's id", async () => {
+    const detail = (await plan(EXPIRED_ORPHAN_EVENTS_SQL, ["evt_01", 90])).join("\n");
+    expect(detail).toMatch(/SEARCH audit_events USING INDEX sqlite_autoindex_audit_events_1 \(id<\?\)/);
+    expect(detail).not.toMatch(/SCAN audit_events(?! USING)/);
   });
 });
 

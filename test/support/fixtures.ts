@@ -37,7 +37,7 @@ export function manualClock(start = Date.now()) {
  * runs (the API, the admin) reads that one instant however long the test
  * takes. A run seeded fresh stays fresh on a slow machine; without it, a
  * running run reads as stale once heartbeatTimeoutMs + one flush interval
- * (10 s for demo.work) of real time pass. test/setup.ts restarts the clock
+ * (35 s for demo.work) of real time pass. test/setup.ts restarts the clock
  * after every test.
  */
 export function stopClock(at = Date.now()): void {

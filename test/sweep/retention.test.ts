@@ -8,7 +8,7 @@ import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config";
-import { insertAuditEvent, SYSTEM_WORKSPACE_ID } from "../../src/runs";
+import { insertAuditEvent, minIdAt, SYSTEM_WORKSPACE_ID } from "../../src/runs";
 import { purgeExpired } from "../../src/sweep/retention";
 import { handleScheduled } from "../../src/sweep/scheduled";
 import { makeWorkspace, manualClock } from "../support/fixtures";
@@ -88,10 +88,11 @@ describe("purgeExpired", () => {
        INSERT INTO operation_runs (id, workspace_id, type, status, outcome, attempt, max_attempts, input, progress, created_at,
          started_at, completed_at, last_heartbeat_at, deadline_at, reason_code, failure_message, diagnostics, reconciled_by,
          idempotency_key, initiator, updated_at)
-       SELECT printf('run_0RETAIN%018d', x), ?1, 'demo.work', 'completed', 'succeeded', 1, 3, '{}', '{}', ?2, ?2, ?2 + x, NULL, NULL,
+       SELECT ?3 || printf('%016d', x), ?1, 'demo.work', 'completed', 'succeeded', 1, 3, '{}', '{}', ?2, ?2, ?2 + x, NULL, NULL,
          NULL, NULL, '{"attempts":[]}', NULL, NULL, 'user:seed', ?2 FROM n`,
     )
-      .bind(ws, at)
+      // Ids carry their creation time (retention reads it from the primary key).
+      .bind(ws, at, minIdAt("run", at).slice(0, "run_".length + 10))
       .run();
     expect(res.meta.changes).toBe(100);
 

@@ -11,6 +11,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_SETTINGS } from "../../src/lifecycle";
 import { MAX_SENDS, backoffMs, trackerFor, type AttemptReport, type RunTracker } from "../../src/tracker";
 import { makeWorkspace } from "../support/fixtures";
 import { onlyEvent, snapshot } from "../support/runs";
@@ -218,7 +219,7 @@ describe("calls that interleave across an await", () => {
     const t = tracker(run.id);
     expect(await t.claim({ runId: run.id, dispatch: 1 })).toMatchObject({ ok: true });
     // Make the next heartbeat's flush due, then hold it inside D1.
-    await ageTracker(run.id, 6_000);
+    await ageTracker(run.id, DEFAULT_SETTINGS.heartbeatFlushIntervalMs + 1_000);
     let open: () => void = () => {};
     const gate = new Promise<void>((resolve) => {
       open = resolve;
