@@ -25,7 +25,7 @@ import { adminSecureHeaders } from "./security";
 import { AuditView, EventDetail, type AuditQuery } from "./views/audit";
 import { Layout } from "./views/layout";
 import { LifecycleView } from "./views/lifecycle";
-import { LiveRegion, MoreRows, OperationsView, RANGES, type OperationsQuery } from "./views/operations";
+import { LiveRegion, MoreRows, OperationsView, RANGES, rangeSince, type OperationsQuery } from "./views/operations";
 import { ErrorView, SignInView } from "./views/pages";
 import { RunPoller, RunSummary, RunView, Timeline } from "./views/run";
 
@@ -188,7 +188,7 @@ export function createAdmin(deps: AdminDeps = {}) {
         ...(oq.run ? { runId: oq.run } : {}),
         ...(oq.display ? { display: oq.display } : {}),
         ...(oq.type ? { type: oq.type } : {}),
-        ...(oq.range ? { since: now - RANGES[oq.range] } : {}),
+        ...(oq.range ? { since: rangeSince(oq.range, now) } : {}),
         ...(cursor ? { before: cursor } : {}),
       },
       now,

@@ -5,7 +5,7 @@
  * buggy writer.
  */
 import { sql } from "drizzle-orm";
-import { check, index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 export const workspaces = sqliteTable("workspaces", {
   id: text("id").primaryKey(),
@@ -155,6 +155,25 @@ export const auditEvents = sqliteTable(
     // Retention and time-range queries.
     index("audit_events_created_idx").on(t.createdAt),
   ],
+);
+
+/**
+ * Failed runs per workspace and creation hour, kept by the transition that
+ * fails a run (in its batch, guarded like its audit event), so the admin's
+ * "failures, 24 h" tiles read at most 25 rows whatever the day's failure
+ * volume (src/runs/failure-counts.ts). `hour_start`: ms since the epoch, at the
+ * top of the hour the run was created in. `reconciled`: those the lifecycle
+ * machinery decided (a `lifecycle.*` reason code).
+ */
+export const runFailureCounts = sqliteTable(
+  "run_failure_counts",
+  {
+    workspaceId: text("workspace_id").notNull(),
+    hourStart: integer("hour_start").notNull(),
+    failed: integer("failed").notNull(),
+    reconciled: integer("reconciled").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.workspaceId, t.hourStart] })],
 );
 
 export type ApiTokenRow = typeof apiTokens.$inferSelect;

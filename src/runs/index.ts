@@ -6,3 +6,4 @@ export * from "./service";
 export * from "./display-filter";
 export * from "./audit-queries";
 export * from "./metered-db";
+export * from "./failure-counts";

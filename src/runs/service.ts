@@ -30,6 +30,7 @@ import {
   type Transition,
 } from "../lifecycle";
 import { AUDIT_COLUMNS, insertAuditEvent, insertAuditEventIfWon, type Actor } from "./audit";
+import { countFailureIfWon } from "./failure-counts";
 import { newEventId, newRunId } from "./ids";
 import { RUN_COLUMNS, rowToRecord, stateOf, type Diagnostics, type RunRecord, type RunRow } from "./records";
 
@@ -550,6 +551,8 @@ export class RunService {
           metadata: { from: run.status, to: to.status, ...p.metadata },
           createdAt: now,
         }),
+        // The admin's failure tiles count from here; guarded like the event (src/runs/failure-counts.ts).
+        ...(to.status === "completed" && to.outcome === "failed" ? [countFailureIfWon(this.db, run, to.reasonCode)] : []),
       ]);
       const row = update?.results[0];
       if (row) return { ok: true, run: rowToRecord(row), transition: d };

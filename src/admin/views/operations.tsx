@@ -8,12 +8,25 @@
  */
 import { DISPLAY_STATES, formatDuration } from "../../lifecycle";
 import type { RunRecord } from "../../runs";
+import { hourStart } from "../../runs";
 import { DISPLAY_GROUPS, type DisplayFilter, type OperationsPage, type Tiles } from "../queries";
+import { LIVE_SCAN } from "../tiles";
 import { CopyButton, EmptyState, FilterActions, FilterSelect, ProgressBar, RelTime, shortRunId, withQuery } from "./components";
 import { DISPLAY_LABELS, displayOf, RunState } from "./state";
 
 export const RANGES = { "1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000 } as const;
 export type RangeKey = keyof typeof RANGES;
+
+/**
+ * Where a "created within" range starts. Ranges of a day or more start at the
+ * top of an hour, so `24h` lists exactly the runs the failure tiles count
+ * (hourly counters, src/admin/tiles.ts failureWindowStart): up to an hour more
+ * than 24 h, never less.
+ */
+export function rangeSince(range: RangeKey, now: number): number {
+  const ms = RANGES[range];
+  return ms >= 86_400_000 ? hourStart(now - ms) : now - ms;
+}
 
 export interface OperationsQuery {
   display?: DisplayFilter;
@@ -29,8 +42,12 @@ const GROUP_LABELS: Record<keyof typeof DISPLAY_GROUPS, string> = {
   failures: "Failed (all)",
 };
 
+type Count = "active" | "retrying" | "stale" | "failures24h" | "reconciledFailures24h";
+
 interface TileSpec {
-  key: keyof Tiles;
+  key: Count;
+  /** A live count: a lower bound when the tiles read fewer live runs than exist (`liveCapped`). */
+  live: boolean;
   /** data-tile, kept stable for tests and scripts. */
   name: string;
   label: string;
@@ -40,10 +57,11 @@ interface TileSpec {
 }
 
 const TILE_SPECS: TileSpec[] = [
-  { key: "active", name: "active", label: "Active", href: withQuery("/admin/operations", { display: "active" }), alarm: "" },
-  { key: "retrying", name: "retrying", label: "Retrying", href: withQuery("/admin/operations", { display: "retrying" }), alarm: "tile--retrying" },
+  { key: "active", name: "active", live: true, label: "Active", href: withQuery("/admin/operations", { display: "active" }), alarm: "" },
+  { key: "retrying", name: "retrying", live: true, label: "Retrying", href: withQuery("/admin/operations", { display: "retrying" }), alarm: "tile--retrying" },
   {
     key: "stale",
+    live: true,
     name: "stale",
     label: "Stale, awaiting reconciliation",
     href: withQuery("/admin/operations", { display: "stale" }),
@@ -51,6 +69,7 @@ const TILE_SPECS: TileSpec[] = [
   },
   {
     key: "reconciledFailures24h",
+    live: false,
     name: "reconciled",
     label: "Reconciled failures · created in 24 h",
     href: withQuery("/admin/operations", { display: "failed_reconciled", range: "24h" }),
@@ -58,6 +77,7 @@ const TILE_SPECS: TileSpec[] = [
   },
   {
     key: "failures24h",
+    live: false,
     name: "failures",
     label: "Failures · created in 24 h",
     href: withQuery("/admin/operations", { display: "failures", range: "24h" }),
@@ -69,14 +89,23 @@ const TILE_SPECS: TileSpec[] = [
 function TilesView({ tiles }: { tiles: Tiles }) {
   return (
     <section id="tiles" class="tiles" aria-label="Summary" hx-swap-oob="morph">
-      {TILE_SPECS.map((t) => (
-        <a class={`tile ${tiles[t.key] > 0 ? t.alarm : ""}`} href={t.href} id={`tile-${t.name}`}>
-          <span class="tile__value" data-tile={t.name}>
-            {tiles[t.key]}
-          </span>
-          <span class="tile__label">{t.label}</span>
-        </a>
-      ))}
+      {TILE_SPECS.map((t) => {
+        const atLeast = t.live && tiles.liveCapped;
+        return (
+          <a
+            class={`tile ${tiles[t.key] > 0 ? t.alarm : ""}`}
+            href={t.href}
+            id={`tile-${t.name}`}
+            title={atLeast ? `At least ${tiles[t.key]}: counted among the oldest ${LIVE_SCAN} queued and ${LIVE_SCAN} running runs` : undefined}
+          >
+            <span class="tile__value" data-tile={t.name} data-at-least={atLeast ? "" : undefined}>
+              {tiles[t.key]}
+              {atLeast ? "+" : ""}
+            </span>
+            <span class="tile__label">{t.label}</span>
+          </a>
+        );
+      })}
     </section>
   );
 }
