@@ -89,9 +89,20 @@ export function listingQuery(workspaceId: string, f: OperationsFilter, now: numb
 
 export interface OperationsPage {
   tiles: Tiles;
+  /** The workspace's newest audit event id ("" if none): what the next live poll compares with (src/admin/live.ts). */
+  changeToken: string;
   runs: RunRecord[];
   nextCursor: string | null;
   d1: { rowsRead: number; roundTrips: number };
+}
+
+/**
+ * The workspace's newest audit event id: the live poll's change token, as
+ * every transition writes exactly one event (ids are time-ordered). One entry
+ * of the (workspace_id, id) index.
+ */
+export function changeTokenStatement(db: D1Reader, workspaceId: string): D1PreparedStatement {
+  return db.prepare("SELECT id FROM audit_events WHERE workspace_id = ? ORDER BY id DESC LIMIT 1").bind(workspaceId);
 }
 
 /** Rows read by every statement of a batch, as D1 reports them. */
@@ -101,20 +112,26 @@ export function rowsReadOf(results: D1Result[]): number {
 
 /**
  * Tiles and one page in one D1 batch (one round trip): the tiles' two
- * statements (src/admin/tiles.ts), then the listing, or the primary-key
- * lookup of a search by id (another workspace's run is simply not found).
+ * statements (src/admin/tiles.ts), the listing, or the primary-key lookup of
+ * a search by id (another workspace's run is simply not found), and the
+ * change token the live poll starts from (one index entry).
  */
 export async function operationsPage(db: D1Reader, workspaceId: string, f: OperationsFilter, now: number): Promise<OperationsPage> {
   const list =
     f.runId !== undefined
       ? { sql: `SELECT ${RUN_COLUMNS} FROM operation_runs WHERE id = ? AND workspace_id = ?`, params: [f.runId, workspaceId] }
       : listingQuery(workspaceId, f, now);
-  const results = await db.batch([...tilesStatements(db, workspaceId, now), db.prepare(list.sql).bind(...list.params)]);
-  const [liveRes, failuresRes, listRes] = results;
+  const results = await db.batch([
+    ...tilesStatements(db, workspaceId, now),
+    db.prepare(list.sql).bind(...list.params),
+    changeTokenStatement(db, workspaceId),
+  ]);
+  const [liveRes, failuresRes, listRes, tokenRes] = results;
   const rows = (listRes?.results ?? []) as RunRow[];
   const page = f.runId !== undefined ? rows : rows.slice(0, f.limit);
   return {
     tiles: tilesOf(liveRes, failuresRes),
+    changeToken: (tokenRes?.results[0] as { id: string } | undefined)?.id ?? "",
     runs: page.map(rowToRecord),
     nextCursor: f.runId === undefined && rows.length > f.limit && page.length > 0 ? page[page.length - 1]!.id : null,
     d1: { rowsRead: rowsReadOf(results), roundTrips: 1 },

@@ -2,7 +2,9 @@
  * /admin/operations. The live region (tiles + first page) is refreshed by an
  * htmx poller that exists only while live runs are on screen: each refresh
  * answers with a new poller, with or without its trigger, so polling stops
- * by itself once everything shown is terminal. Tiles and rows are morphed in
+ * by itself once everything shown is terminal. A poll refreshes only the live
+ * rows unless something else changed (src/admin/live.ts), and slows down
+ * while nothing does. Tiles and rows are morphed in
  * place (idiomorph's htmx extension), so focus, selection and scroll survive
  * a refresh; public/admin.js announces state changes in the polite live region.
  */
@@ -10,6 +12,7 @@ import { DISPLAY_STATES, formatDuration } from "../../lifecycle";
 import type { RunRecord } from "../../runs";
 import { hourStart } from "../../runs";
 import { DISPLAY_GROUPS, type DisplayFilter, type OperationsPage, type Tiles } from "../queries";
+import { pollDelaySeconds, pollStateParams, type PollState } from "../live";
 import { LIVE_SCAN } from "../tiles";
 import { CopyButton, EmptyState, FilterActions, FilterSelect, ProgressBar, RelTime, shortRunId, withQuery } from "./components";
 import { DISPLAY_LABELS, displayOf, RunState } from "./state";
@@ -125,11 +128,18 @@ function Heartbeat({ run, now }: { run: RunRecord; now: number }) {
   return <span class="muted">{run.attempt === 0 ? "not started yet" : "none"}</span>;
 }
 
-export function RunRow({ run, now, showDiagnostics }: { run: RunRecord; now: number; showDiagnostics: boolean }) {
+export function RunRow({ run, now, showDiagnostics, oob }: { run: RunRecord; now: number; showDiagnostics: boolean; oob?: boolean }) {
   const display = displayOf(run, now);
   const short = shortRunId(run.id);
   return (
-    <tr id={`row-${run.id}`} data-run-id={run.id} data-display={display.kind} data-label={display.label} class={display.live ? "row--live" : ""}>
+    <tr
+      id={`row-${run.id}`}
+      data-run-id={run.id}
+      data-display={display.kind}
+      data-label={display.label}
+      class={display.live ? "row--live" : ""}
+      hx-swap-oob={oob ? "morph" : undefined}
+    >
       <th scope="row" class="run-cell">
         <a href={`/admin/operations/${encodeURIComponent(run.id)}`} class="link run-link" id={`link-${run.id}`} aria-label={`Run ${run.id}`} title={run.id}>
           <code>{short}</code>
@@ -161,14 +171,39 @@ export function RunRow({ run, now, showDiagnostics }: { run: RunRecord; now: num
   );
 }
 
-function pollUrl(q: OperationsQuery): string {
-  return withQuery("/admin/operations/live", { display: q.display, type: q.type, range: q.range, run: q.run });
+/** Where the next poll goes: the filters, what this answer saw (src/admin/live.ts) and the D1 session's bookmark. */
+function pollUrl(q: OperationsQuery, poll: LivePoll): string {
+  return withQuery("/admin/operations/live", {
+    display: q.display,
+    type: q.type,
+    range: q.range,
+    run: q.run,
+    ...pollStateParams(poll.state),
+    b: poll.bookmark ?? undefined,
+  });
 }
 
-/** The poller: carries a trigger only while live runs are shown. */
-export function Poller({ q, live }: { q: OperationsQuery; live: boolean }) {
+/** The next poll: what the answer saw, and the bookmark its reads ended at. */
+export interface LivePoll {
+  state: PollState;
+  bookmark: string | null;
+}
+
+/**
+ * The poller: carries a trigger only while live runs are shown, at an
+ * interval that backs off while polls find nothing new (pollDelaySeconds).
+ */
+export function Poller({ q, live, poll }: { q: OperationsQuery; live: boolean; poll: LivePoll }) {
   return live ? (
-    <div id="poller" hx-get={pollUrl(q)} hx-trigger="every 2s" hx-swap="none" data-polling="on" hx-swap-oob="true"></div>
+    <div
+      id="poller"
+      hx-get={pollUrl(q, poll)}
+      hx-trigger={`every ${pollDelaySeconds(poll.state.idle)}s`}
+      hx-swap="none"
+      data-polling="on"
+      data-poll-seconds={pollDelaySeconds(poll.state.idle)}
+      hx-swap-oob="true"
+    ></div>
   ) : (
     <div id="poller" data-polling="off" hx-swap-oob="true"></div>
   );
@@ -198,8 +233,20 @@ export function LoadMore({ q, cursor }: { q: OperationsQuery; cursor: string | n
 
 const isLive = (page: OperationsPage) => page.runs.some((r) => r.status !== "completed");
 
-/** The answer to a poll: out-of-band swaps of tiles, first page and poller. */
-export function LiveRegion({ page, q, now, showDiagnostics }: { page: OperationsPage; q: OperationsQuery; now: number; showDiagnostics: boolean }) {
+/** The answer to a poll that refreshes everything: out-of-band swaps of tiles, first page and poller. */
+export function LiveRegion({
+  page,
+  q,
+  now,
+  showDiagnostics,
+  poll,
+}: {
+  page: OperationsPage;
+  q: OperationsQuery;
+  now: number;
+  showDiagnostics: boolean;
+  poll: LivePoll;
+}) {
   return (
     <>
       <TilesView tiles={page.tiles} />
@@ -208,7 +255,22 @@ export function LiveRegion({ page, q, now, showDiagnostics }: { page: Operations
       <template>
         <FirstPage page={page} now={now} showDiagnostics={showDiagnostics} />
       </template>
-      <Poller q={q} live={isLive(page)} />
+      <Poller q={q} live={isLive(page)} poll={poll} />
+    </>
+  );
+}
+
+/** The answer to a poll when nothing but the live rows can have changed: each row morphed in place by id. */
+export function LiveRows({ runs, q, now, showDiagnostics, poll }: { runs: RunRecord[]; q: OperationsQuery; now: number; showDiagnostics: boolean; poll: LivePoll }) {
+  return (
+    <>
+      {/* <tr> needs a table context to survive parsing; htmx swaps out-of-band elements inside a <template>. */}
+      <template>
+        {runs.map((run) => (
+          <RunRow run={run} now={now} showDiagnostics={showDiagnostics} oob />
+        ))}
+      </template>
+      <Poller q={q} live={poll.state.live.length > 0} poll={poll} />
     </>
   );
 }
@@ -270,7 +332,9 @@ export function OperationsView({
   now,
   showDiagnostics,
   searchError,
+  poll,
 }: {
+  poll: LivePoll;
   page: OperationsPage;
   q: OperationsQuery;
   types: string[];
@@ -316,7 +380,7 @@ export function OperationsView({
         </table>
       )}
       <LoadMore q={q} cursor={page.nextCursor} />
-      <Poller q={q} live={isLive(page)} />
+      <Poller q={q} live={isLive(page)} poll={poll} />
     </>
   );
 }
