@@ -15,11 +15,13 @@ import { meteredDb, rebuildFailureCountsSql } from "../../src/runs";
 import { makeWorkspace, runService } from "../support/fixtures";
 import { batchRecorder } from "../support/d1";
 import {
+  clientFor,
   createExecutionFailure,
   createQueued,
   createRunning,
   devEnv,
   insertTerminalRuns,
+  one,
   PAGE_SIZE,
   parseHtml,
   seedUser,
@@ -210,5 +212,9 @@ describe("the tiles' cost does not follow the day's failures or the live runs", 
     expect(m.page.tiles).toMatchObject({ active: LIVE_SCAN, liveCapped: true });
     expect(m.liveRows).toBeLessThanOrEqual(liveBound(queued));
     expect(m.cost.rowsRead).toBeLessThanOrEqual(VIEW_BUDGET);
+    // On the page: a lower bound says so, and the failure tiles (exact counts) do not.
+    const html = await (await clientFor(ws)).html("/admin/operations");
+    expect((await one(html, '[data-tile="active"]')).text.trim()).toBe(`${LIVE_SCAN}+`);
+    expect((await one(html, '[data-tile="failures"]')).text.trim()).toBe("0");
   });
 });
