@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { operationsPage, type OperationsFilter } from "../../src/admin/queries";
 import { LIVE_SCAN } from "../../src/admin/tiles";
 import { meteredDb, rebuildFailureCountsSql } from "../../src/runs";
-import { makeWorkspace, runService } from "../support/fixtures";
+import { makeWorkspace, runService, stopClock } from "../support/fixtures";
 import { batchRecorder } from "../support/d1";
 import {
   clientFor,
@@ -216,5 +216,23 @@ describe("the tiles' cost does not follow the day's failures or the live runs", 
     const html = await (await clientFor(ws)).html("/admin/operations");
     expect((await one(html, '[data-tile="active"]')).text.trim()).toBe(`${LIVE_SCAN}+`);
     expect((await one(html, '[data-tile="failures"]')).text.trim()).toBe("0");
+  });
+});
+
+describe("the failure tile counts exactly what its link lists", () => {
+  it("a run created 24.5 h ago, inside the hour the window starts in: counted by the tile and listed by range=24h", async () => {
+    const HOUR = 3_600_000;
+    const now = Math.floor(Date.now() / HOUR) * HOUR + 30 * 60_000;
+    const ws = await makeWorkspace("tile-window");
+    // Created 24 h 20 min before `now`: after the top of the hour 24 h ago, before now − 24 h.
+    const svc = runService(() => now - 24 * HOUR - 20 * 60_000);
+    const old = await createExecutionFailure(svc, ws);
+    stopClock(now);
+    const client = await clientFor(ws);
+    const page = await client.html("/admin/operations");
+    expect((await one(page, '[data-tile="failures"]')).text.trim()).toBe("1");
+    const href = (await one(page, "#tile-failures")).attrs.href!;
+    const listed = await parseHtml(await client.html(href), "tr[data-run-id]");
+    expect(listed.map((r) => r.attrs["data-run-id"])).toEqual([old]);
   });
 });
