@@ -220,7 +220,7 @@ describe("the tiles' cost does not follow the day's failures or the live runs", 
 });
 
 describe("the failure tile counts exactly what its link lists", () => {
-  it("a run created 24.5 h ago, inside the hour the window starts in: counted by the tile and listed by range=24h", async () => {
+  it("a run created 24 h 20 min ago, inside the hour the window starts in: counted by the tile and listed by range=24h", async () => {
     const HOUR = 3_600_000;
     const now = Math.floor(Date.now() / HOUR) * HOUR + 30 * 60_000;
     const ws = await makeWorkspace("tile-window");
