@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { DEFAULT_SETTINGS } from "../../src/lifecycle";
 import { operationTypes, policyFor } from "../../src/operations";
+import { pollOperations, stateAfterPage } from "../../src/admin/live";
 import { operationsPage } from "../../src/admin/queries";
 import { enqueueRun } from "../../src/queue/producer";
 import { operationMessageFor } from "../../src/queue/messages";
@@ -178,14 +179,19 @@ async function route(request: Request, url: URL, env: BenchEnv, ctx: ExecutionCo
         { limit: q.limit, ...(q.before ? { before: q.before } : {}) },
         Date.now(),
       );
+      const ms = Date.now() - started;
+      // The next live poll when nothing transitioned since: what an open tab costs every 2-10 s.
+      const filter = { limit: q.limit, ...(q.before ? { before: q.before } : {}) };
+      const poll = await pollOperations(env.DB, q.workspaceId, filter, stateAfterPage(page.changeToken, page, 0), Date.now());
       return json({
-        ms: Date.now() - started,
+        ms,
         rows: page.runs.length,
         firstId: page.runs[0]?.id ?? null,
         lastId: page.runs.at(-1)?.id ?? null,
         nextCursor: page.nextCursor,
         tiles: page.tiles,
         d1: page.d1,
+        poll: { kind: poll.kind, liveRows: poll.state.live.length, d1: poll.d1 },
       });
     }
   }

@@ -19,14 +19,16 @@ import { authMode } from "./auth/mode";
 import { devSignInOnlyLocally } from "./auth/local-only";
 import { endSession, startSession } from "./auth/session";
 import { AdminHttpError, requireCapability, requireViewer, selectWorkspace, type AdminDeps, type AdminEnv } from "./auth/viewer";
-import { DISPLAY_FILTERS, operationsPage } from "./queries";
+import { parsePollState, pollOperations, pollStateQuery, stateAfterPage } from "./live";
+import { DISPLAY_FILTERS, operationsPage, type OperationsFilter } from "./queries";
+import { adminReadSession } from "./read-session";
 import { createSettings } from "./settings/routes";
 import { canActOnRuns, createRunActions } from "./run-actions";
 import { adminSecureHeaders } from "./security";
 import { AuditView, EventDetail, type AuditQuery } from "./views/audit";
 import { Layout } from "./views/layout";
 import { LifecycleView } from "./views/lifecycle";
-import { LiveRegion, MoreRows, OperationsView, RANGES, type OperationsQuery } from "./views/operations";
+import { LiveRegion, LiveRows, MoreRows, OperationsView, RANGES, rangeSince, type OperationsQuery } from "./views/operations";
 import { ErrorView, SignInView } from "./views/pages";
 import { RunPoller, RunSummary, RunView, Timeline } from "./views/run";
 import { cancellable, RunActions } from "./views/run-actions";
@@ -183,28 +185,24 @@ export function createAdmin(deps: AdminDeps = {}) {
 
   const showDiagnostics = (c: Context<AdminEnv>) => can(c.get("viewer").current.role, "runs:diagnostics");
 
-  const loadPage = (c: Context<AdminEnv>, oq: OperationsQuery, cursor: string | undefined, now: number) =>
-    operationsPage(
-      c.env.DB,
-      c.get("viewer").current.workspaceId,
-      {
-        limit: PAGE_SIZE,
-        ...(oq.run ? { runId: oq.run } : {}),
-        ...(oq.display ? { display: oq.display } : {}),
-        ...(oq.type ? { type: oq.type } : {}),
-        ...(oq.range ? { since: now - RANGES[oq.range] } : {}),
-        ...(cursor ? { before: cursor } : {}),
-      },
-      now,
-    );
+  const pageFilter = (oq: OperationsQuery, cursor: string | undefined, now: number): OperationsFilter => ({
+    limit: PAGE_SIZE,
+    ...(oq.run ? { runId: oq.run } : {}),
+    ...(oq.display ? { display: oq.display } : {}),
+    ...(oq.type ? { type: oq.type } : {}),
+    ...(oq.range ? { since: rangeSince(oq.range, now) } : {}),
+    ...(cursor ? { before: cursor } : {}),
+  });
 
   admin.get("/operations", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
     const { oq, cursor, searchError } = readOperationsQuery(c);
-    const page = await loadPage(c, oq, cursor, now);
+    const session = adminReadSession(c.env.DB);
+    const page = await operationsPage(session, c.get("viewer").current.workspaceId, pageFilter(oq, cursor, now), now);
+    const poll = { state: stateAfterPage(page.changeToken, page, 0), bookmark: session.getBookmark() };
     return c.html(
       <Layout title="Operations" viewer={c.get("viewer")} active="operations" devSignIn={devSignIn(c)}>
-        <OperationsView page={page} q={oq} types={operationTypes()} now={now} showDiagnostics={showDiagnostics(c)} searchError={searchError} />
+        <OperationsView page={page} q={oq} types={operationTypes()} now={now} showDiagnostics={showDiagnostics(c)} searchError={searchError} poll={poll} />
       </Layout>,
     );
   });
@@ -212,14 +210,20 @@ export function createAdmin(deps: AdminDeps = {}) {
   admin.get("/operations/live", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
     const { oq } = readOperationsQuery(c);
-    const page = await loadPage(c, oq, undefined, now);
-    return c.html(<LiveRegion page={page} q={oq} now={now} showDiagnostics={showDiagnostics(c)} />);
+    const raw = c.req.query();
+    const session = adminReadSession(c.env.DB, raw.b);
+    const prev = parsePollState(pollStateQuery.parse(raw));
+    const answer = await pollOperations(session, c.get("viewer").current.workspaceId, pageFilter(oq, undefined, now), prev, now);
+    const poll = { state: answer.state, bookmark: session.getBookmark() };
+    return answer.kind === "full"
+      ? c.html(<LiveRegion page={answer.page} q={oq} now={now} showDiagnostics={showDiagnostics(c)} poll={poll} />)
+      : c.html(<LiveRows runs={answer.runs} q={oq} now={now} showDiagnostics={showDiagnostics(c)} poll={poll} />);
   });
 
   admin.get("/operations/more", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
     const { oq, cursor } = readOperationsQuery(c);
-    const page = await loadPage(c, oq, cursor, now);
+    const page = await operationsPage(adminReadSession(c.env.DB), c.get("viewer").current.workspaceId, pageFilter(oq, cursor, now), now);
     return c.html(<MoreRows page={page} q={oq} now={now} showDiagnostics={showDiagnostics(c)} />);
   });
 

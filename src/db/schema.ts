@@ -170,6 +170,25 @@ export const auditEvents = sqliteTable(
   ],
 );
 
+/**
+ * Failed runs per workspace and creation hour, kept by the transition that
+ * fails a run (in its batch, guarded like its audit event), so the admin's
+ * "failures, 24 h" tiles read at most 25 rows whatever the day's failure
+ * volume (src/runs/failure-counts.ts). `hour_start`: ms since the epoch, at the
+ * top of the hour the run was created in. `reconciled`: those the lifecycle
+ * machinery decided (a `lifecycle.*` reason code).
+ */
+export const runFailureCounts = sqliteTable(
+  "run_failure_counts",
+  {
+    workspaceId: text("workspace_id").notNull(),
+    hourStart: integer("hour_start").notNull(),
+    failed: integer("failed").notNull(),
+    reconciled: integer("reconciled").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.workspaceId, t.hourStart] })],
+);
+
 export type ApiTokenRow = typeof apiTokens.$inferSelect;
 export type OperationRunRow = typeof operationRuns.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;

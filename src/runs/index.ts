@@ -7,3 +7,4 @@ export * from "./display-filter";
 export * from "./audit-queries";
 export * from "./metered-db";
 export * from "./retries";
+export * from "./failure-counts";

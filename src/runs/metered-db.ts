@@ -58,9 +58,9 @@ class MeteredStatement {
   }
 }
 
-/** Wrap `db`; every statement and batch made through the result adds to `cost`. */
-export function meteredDb(db: D1Database, cost: D1Cost = emptyCost()): { db: D1Database; cost: D1Cost } {
-  const wrapped = {
+/** prepare() and batch() over `db` (the binding or a session), counted into `cost`. */
+function meteredReads(db: Pick<D1Database, "prepare" | "batch">, cost: D1Cost) {
+  return {
     prepare: (query: string) => new MeteredStatement(db.prepare(query), cost),
     async batch<T = unknown>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> {
       cost.roundTrips++;
@@ -69,11 +69,21 @@ export function meteredDb(db: D1Database, cost: D1Cost = emptyCost()): { db: D1D
       for (const r of results) add(cost, r.meta);
       return results;
     },
+  };
+}
+
+/** Wrap `db`; every statement and batch made through the result, or through a session of it, adds to `cost`. */
+export function meteredDb(db: D1Database, cost: D1Cost = emptyCost()): { db: D1Database; cost: D1Cost } {
+  const wrapped = {
+    ...meteredReads(db, cost),
     exec: (query: string) => {
       cost.roundTrips++;
       return db.exec(query);
     },
-    withSession: (constraint?: string) => db.withSession(constraint),
+    withSession: (constraint?: string) => {
+      const session = db.withSession(constraint);
+      return { ...meteredReads(session, cost), getBookmark: () => session.getBookmark() };
+    },
     dump: () => db.dump(),
   };
   // The wrapper implements the D1Database surface the code uses; the cast is

@@ -34,6 +34,7 @@ import {
 import { prepared } from "../db/d1";
 import { announceDeliveries, endpointIdsOf, outboxInsertFor } from "../webhooks/outbox";
 import { AUDIT_COLUMNS, insertAuditEvent, insertAuditEventIfWon, type Actor } from "./audit";
+import { countFailureIfWon } from "./failure-counts";
 import { newEventId, newRunId } from "./ids";
 import { RUN_COLUMNS, rowToRecord, stateOf, type Diagnostics, type RunRecord, type RunRow } from "./records";
 
@@ -682,6 +683,8 @@ export class RunService {
           metadata: { from: run.status, to: to.status, ...p.metadata },
           createdAt: now,
         }),
+        // The admin's failure tiles count from here; guarded like the event (src/runs/failure-counts.ts).
+        ...(to.status === "completed" && to.outcome === "failed" ? [countFailureIfWon(this.db, run, to.reasonCode)] : []),
         ...(outbox ? [prepared(this.db, outbox.statement)] : []),
       ]);
       const update = results[0];

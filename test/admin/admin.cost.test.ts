@@ -1,22 +1,27 @@
 /**
  * What the operations page costs in D1, as D1 itself reports it
  * (`meta.rows_read`, round trips counted by meteredDb): one batch for tiles
- * and a page, rows read bounded by the page size and the live runs — never
- * by the history. 2,000 terminal runs sit beside a few live ones; through the
- * route, the whole request's round trips are the same for 10 runs as for 2,000.
+ * and a page, rows read bounded by the page size, the live runs the tiles
+ * scan (at most LIVE_SCAN per status) and the hours of the day that had a
+ * failure (at most 25) — never by the history nor by the day's failure
+ * volume. 2,000 terminal runs sit beside a few live ones; through the route,
+ * the whole request's round trips are the same for 10 runs as for 2,000.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { operationsPage, type OperationsFilter } from "../../src/admin/queries";
-import { meteredDb } from "../../src/runs";
-import { makeWorkspace, runService } from "../support/fixtures";
+import { LIVE_SCAN } from "../../src/admin/tiles";
+import { meteredDb, rebuildFailureCountsSql } from "../../src/runs";
+import { makeWorkspace, runService, stopClock } from "../support/fixtures";
 import { batchRecorder } from "../support/d1";
 import {
+  clientFor,
   createExecutionFailure,
   createQueued,
   createRunning,
   devEnv,
   insertTerminalRuns,
+  one,
   PAGE_SIZE,
   parseHtml,
   seedUser,
@@ -34,17 +39,17 @@ const LIVE = QUEUED + RUNNING;
 /**
  * Rows D1 counts beyond the rows a scan returns: the index entry at which a
  * range scan stops, per scan. The listing is one scan; the tiles are three
- * (live runs, failures, reconciled failures).
+ * (oldest queued runs, oldest running runs, the failure counters).
  */
 const SCAN_END = 1;
 /** The listing: one page plus the row that says there is more, and where its scan ends. */
 const LISTING_BOUND = PAGE_SIZE + 1 + SCAN_END;
-/**
- * The tiles: the live runs (active and stale are counted from them), and the
- * last 24 h's failures, counted twice (all; reconciled ones), each failure
- * read once in the failures index and once more for `reconciled_by`.
- */
-const TILES_BOUND = LIVE + 3 * RECENT_FAILURES + 3 * SCAN_END;
+/** The live tiles: the live runs they scan, at most LIVE_SCAN per status, and where both scans end. */
+const liveBound = (live: number) => Math.min(live, 2 * LIVE_SCAN) + 2 * SCAN_END;
+/** The failure tiles: one counter row per hour with a failure, 25 hours at most. */
+const FAILURES_BOUND = 25 + SCAN_END;
+/** The issue's target for one page view, whatever the day's failure volume (issue 12). */
+const VIEW_BUDGET = 100;
 /** Auth, per request: the user by primary key, then the memberships with their workspaces. */
 const AUTH_ROUND_TRIPS = 2;
 
@@ -70,8 +75,10 @@ async function measured(ws: string, filter: Partial<OperationsFilter> = {}) {
   const metered = meteredDb(recorder.db);
   const page = await operationsPage(metered.db, ws, { limit: PAGE_SIZE, ...filter }, Date.now());
   expect(recorder.batches, "statements per batch").toHaveLength(1);
-  const [tilesRows, listingRows] = recorder.batches[0]!;
-  return { page, cost: metered.cost, tilesRows: tilesRows!, listingRows: listingRows! };
+  const [liveRows, failureRows, listingRows, tokenRows] = recorder.batches[0]!;
+  // The live poll's change token: the workspace's newest audit event, one index entry.
+  expect(tokenRows).toBeLessThanOrEqual(1);
+  return { page, cost: metered.cost, liveRows: liveRows!, failureRows: failureRows!, tilesRows: liveRows! + failureRows! + tokenRows!, listingRows: listingRows! };
 }
 
 describe(`operationsPage among ${HISTORY.toLocaleString("en-US")} terminal runs`, () => {
@@ -85,12 +92,15 @@ describe(`operationsPage among ${HISTORY.toLocaleString("en-US")} terminal runs`
     expect(m.cost.roundTrips).toBe(1);
     expect(m.page.runs).toHaveLength(PAGE_SIZE);
     expect(m.page.nextCursor).toBe(m.page.runs[PAGE_SIZE - 1]!.id);
-    expect(m.page.tiles).toEqual({ active: LIVE, retrying: 0, stale: 0, failures24h: RECENT_FAILURES, reconciledFailures24h: 0 });
+    expect(m.page.tiles).toMatchObject({ active: LIVE, retrying: 0, stale: 0, failures24h: RECENT_FAILURES, reconciledFailures24h: 0, liveCapped: false });
 
     expect(m.listingRows).toBeGreaterThanOrEqual(PAGE_SIZE);
     expect(m.listingRows).toBeLessThanOrEqual(LISTING_BOUND);
-    expect(m.tilesRows).toBeGreaterThanOrEqual(LIVE);
-    expect(m.tilesRows).toBeLessThanOrEqual(TILES_BOUND);
+    expect(m.liveRows).toBeGreaterThanOrEqual(LIVE);
+    expect(m.liveRows).toBeLessThanOrEqual(liveBound(LIVE));
+    // The three recent failures are counted in their creation hour's counter (two rows if they straddle an hour).
+    expect(m.failureRows).toBeGreaterThanOrEqual(1);
+    expect(m.failureRows).toBeLessThanOrEqual(2 + SCAN_END);
     // The page's own figures are D1's.
     expect(m.page.d1).toEqual({ rowsRead: m.cost.rowsRead, roundTrips: 1 });
     expect(m.cost.rowsRead).toBe(m.listingRows + m.tilesRows);
@@ -166,6 +176,63 @@ describe("through the route: the whole request's D1 cost does not grow with the 
     expect([small.batches, large.batches]).toEqual([1, 1]);
     // The only difference is how full the page is.
     expect(large.rowsRead - small.rowsRead).toBeLessThanOrEqual(PAGE_SIZE + 1 - small.shown + SCAN_END + 1);
-    expect(large.rowsRead).toBeLessThanOrEqual(LISTING_BOUND + TILES_BOUND + 10);
+    expect(large.rowsRead).toBeLessThanOrEqual(LISTING_BOUND + liveBound(LIVE) + FAILURES_BOUND + 10);
+  });
+});
+
+describe("the tiles' cost does not follow the day's failures or the live runs", () => {
+  const DAY_FAILURES = 600;
+
+  it(`${DAY_FAILURES} failures created in the last 24 h, spread over 20 hours: the failure tiles read one counter per hour`, async () => {
+    const ws = await workspaceWith(100);
+    const now = Date.now();
+    // 30 failed runs in each of 20 hours, written as the migration's backfill counts them.
+    for (let h = 1; h <= 20; h++) {
+      await insertTerminalRuns(ws, { count: DAY_FAILURES / 20, createdAt: now - h * 3_600_000, completedAt: now - h * 3_600_000 + 60_000, failedEvery: 1 });
+    }
+    const rebuild = rebuildFailureCountsSql(now - 2 * DAY);
+    await env.DB.prepare(rebuild.sql).bind(...rebuild.params).run();
+    const m = await measured(ws);
+    console.log(
+      `operations page with ${DAY_FAILURES + RECENT_FAILURES} failures in 24 h: ${m.cost.rowsRead} rows read ` +
+        `(listing ${m.listingRows}, live tiles ${m.liveRows}, failure tiles ${m.failureRows})`,
+    );
+    expect(m.page.tiles.failures24h).toBe(DAY_FAILURES + RECENT_FAILURES);
+    expect(m.failureRows).toBeLessThanOrEqual(21 + 1 + SCAN_END);
+    expect(m.cost.rowsRead).toBeLessThanOrEqual(VIEW_BUDGET);
+  });
+
+  it(`more live runs than the tiles read: the live tiles say "at least", reading ${LIVE_SCAN} per status`, async () => {
+    const svc = runService();
+    const ws = await makeWorkspace("cost-live-cap");
+    const queued = LIVE_SCAN + 5;
+    for (let i = 0; i < queued; i++) await createQueued(svc, ws);
+    const m = await measured(ws);
+    console.log(`operations page with ${queued} queued runs: live tiles read ${m.liveRows} rows, total ${m.cost.rowsRead}`);
+    expect(m.page.tiles).toMatchObject({ active: LIVE_SCAN, liveCapped: true });
+    expect(m.liveRows).toBeLessThanOrEqual(liveBound(queued));
+    expect(m.cost.rowsRead).toBeLessThanOrEqual(VIEW_BUDGET);
+    // On the page: a lower bound says so, and the failure tiles (exact counts) do not.
+    const html = await (await clientFor(ws)).html("/admin/operations");
+    expect((await one(html, '[data-tile="active"]')).text.trim()).toBe(`${LIVE_SCAN}+`);
+    expect((await one(html, '[data-tile="failures"]')).text.trim()).toBe("0");
+  });
+});
+
+describe("the failure tile counts exactly what its link lists", () => {
+  it("a run created 24 h 20 min ago, inside the hour the window starts in: counted by the tile and listed by range=24h", async () => {
+    const HOUR = 3_600_000;
+    const now = Math.floor(Date.now() / HOUR) * HOUR + 30 * 60_000;
+    const ws = await makeWorkspace("tile-window");
+    // Created 24 h 20 min before `now`: after the top of the hour 24 h ago, before now − 24 h.
+    const svc = runService(() => now - 24 * HOUR - 20 * 60_000);
+    const old = await createExecutionFailure(svc, ws);
+    stopClock(now);
+    const client = await clientFor(ws);
+    const page = await client.html("/admin/operations");
+    expect((await one(page, '[data-tile="failures"]')).text.trim()).toBe("1");
+    const href = (await one(page, "#tile-failures")).attrs.href!;
+    const listed = await parseHtml(await client.html(href), "tr[data-run-id]");
+    expect(listed.map((r) => r.attrs["data-run-id"])).toEqual([old]);
   });
 });

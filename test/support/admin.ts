@@ -437,3 +437,16 @@ export async function one(html: string, selector: string): Promise<El> {
 
 export const squash = (s: string) => s.replace(/\s+/g, " ").trim();
 export const classes = (el: El) => (el.attrs.class ?? "").split(/\s+/).filter(Boolean);
+
+/**
+ * A poll URL without the poller's own state (src/admin/live.ts: change token,
+ * live ids, back-off, D1 bookmark): its path and the filters it keeps, as the
+ * page's own URL spells them.
+ */
+export function pollTarget(url: string | undefined): string {
+  const u = new URL(url ?? "", ORIGIN);
+  const kept = new URLSearchParams();
+  for (const [k, v] of u.searchParams) if (["display", "type", "range", "run", "cursor"].includes(k)) kept.append(k, v);
+  const q = kept.toString();
+  return q ? `${u.pathname}?${q}` : u.pathname;
+}

@@ -186,27 +186,42 @@ export function meteredD1(): { db: D1Database; writes: { sql: string; changes: n
   return { db, writes };
 }
 
-/** The real D1 with `batch` failing: auth lookups work, the page's own query breaks. */
+/** The real D1 with `batch` failing, its sessions' too: auth lookups work, the page's own query breaks. */
 export function d1WithFailingBatch(message: string, db: D1Database = env.DB): D1Database {
+  const failing = async () => Promise.reject(new Error(message));
   return new Proxy(db, {
     get(target, prop) {
-      if (prop === "batch") return async () => Promise.reject(new Error(message));
+      if (prop === "batch") return failing;
+      if (prop === "withSession") {
+        return (constraint?: string) => {
+          const session = target.withSession(constraint);
+          return { prepare: (q: string) => session.prepare(q), batch: failing, getBookmark: () => session.getBookmark() };
+        };
+      }
       return forward(target, prop);
     },
   });
 }
 
-/** The real D1, recording `meta.rows_read` of every statement of every batch, per batch. */
+/** The real D1, recording `meta.rows_read` of every statement of every batch (its sessions' too), per batch. */
 export function batchRecorder(db: D1Database = env.DB): { db: D1Database; batches: number[][] } {
   const batches: number[][] = [];
+  const recorded = (target: Pick<D1Database, "batch">) => async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
+    const results = await target.batch<T>(statements);
+    batches.push(results.map((r) => r.meta.rows_read));
+    return results;
+  };
   const wrapped = new Proxy(db, {
     get(target, prop) {
-      if (prop !== "batch") return forward(target, prop);
-      return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
-        const results = await target.batch<T>(statements);
-        batches.push(results.map((r) => r.meta.rows_read));
-        return results;
-      };
+      if (prop === "batch") return recorded(target);
+      // A session's batches are recorded too (the admin reads through one).
+      if (prop === "withSession") {
+        return (constraint?: string) => {
+          const session = target.withSession(constraint);
+          return { prepare: (q: string) => session.prepare(q), batch: recorded(session), getBookmark: () => session.getBookmark() };
+        };
+      }
+      return forward(target, prop);
     },
   });
   return { db: wrapped, batches };

@@ -2,18 +2,34 @@
  * /admin/operations. The live region (tiles + first page) is refreshed by an
  * htmx poller that exists only while live runs are on screen: each refresh
  * answers with a new poller, with or without its trigger, so polling stops
- * by itself once everything shown is terminal. Tiles and rows are morphed in
+ * by itself once everything shown is terminal. A poll refreshes only the live
+ * rows unless something else changed (src/admin/live.ts), and slows down
+ * while nothing does. Tiles and rows are morphed in
  * place (idiomorph's htmx extension), so focus, selection and scroll survive
  * a refresh; public/admin.js announces state changes in the polite live region.
  */
 import { DISPLAY_STATES, formatDuration } from "../../lifecycle";
 import type { RunRecord } from "../../runs";
+import { hourStart } from "../../runs";
 import { DISPLAY_GROUPS, type DisplayFilter, type OperationsPage, type Tiles } from "../queries";
+import { pollDelaySeconds, pollStateParams, type PollState } from "../live";
+import { LIVE_SCAN } from "../tiles";
 import { CopyButton, EmptyState, FilterActions, FilterSelect, ProgressBar, RelTime, shortRunId, withQuery } from "./components";
 import { DISPLAY_LABELS, displayOf, RunState } from "./state";
 
 export const RANGES = { "1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000 } as const;
 export type RangeKey = keyof typeof RANGES;
+
+/**
+ * Where a "created within" range starts. Ranges of a day or more start at the
+ * top of an hour, so `24h` lists exactly the runs the failure tiles count
+ * (hourly counters, src/admin/tiles.ts failureWindowStart): up to an hour more
+ * than 24 h, never less.
+ */
+export function rangeSince(range: RangeKey, now: number): number {
+  const ms = RANGES[range];
+  return ms >= 86_400_000 ? hourStart(now - ms) : now - ms;
+}
 
 export interface OperationsQuery {
   display?: DisplayFilter;
@@ -29,8 +45,12 @@ const GROUP_LABELS: Record<keyof typeof DISPLAY_GROUPS, string> = {
   failures: "Failed (all)",
 };
 
+type Count = "active" | "retrying" | "stale" | "failures24h" | "reconciledFailures24h";
+
 interface TileSpec {
-  key: keyof Tiles;
+  key: Count;
+  /** A live count: a lower bound when the tiles read fewer live runs than exist (`liveCapped`). */
+  live: boolean;
   /** data-tile, kept stable for tests and scripts. */
   name: string;
   label: string;
@@ -40,10 +60,11 @@ interface TileSpec {
 }
 
 const TILE_SPECS: TileSpec[] = [
-  { key: "active", name: "active", label: "Active", href: withQuery("/admin/operations", { display: "active" }), alarm: "" },
-  { key: "retrying", name: "retrying", label: "Retrying", href: withQuery("/admin/operations", { display: "retrying" }), alarm: "tile--retrying" },
+  { key: "active", name: "active", live: true, label: "Active", href: withQuery("/admin/operations", { display: "active" }), alarm: "" },
+  { key: "retrying", name: "retrying", live: true, label: "Retrying", href: withQuery("/admin/operations", { display: "retrying" }), alarm: "tile--retrying" },
   {
     key: "stale",
+    live: true,
     name: "stale",
     label: "Stale, awaiting reconciliation",
     href: withQuery("/admin/operations", { display: "stale" }),
@@ -51,6 +72,7 @@ const TILE_SPECS: TileSpec[] = [
   },
   {
     key: "reconciledFailures24h",
+    live: false,
     name: "reconciled",
     label: "Reconciled failures · created in 24 h",
     href: withQuery("/admin/operations", { display: "failed_reconciled", range: "24h" }),
@@ -58,6 +80,7 @@ const TILE_SPECS: TileSpec[] = [
   },
   {
     key: "failures24h",
+    live: false,
     name: "failures",
     label: "Failures · created in 24 h",
     href: withQuery("/admin/operations", { display: "failures", range: "24h" }),
@@ -69,14 +92,23 @@ const TILE_SPECS: TileSpec[] = [
 function TilesView({ tiles }: { tiles: Tiles }) {
   return (
     <section id="tiles" class="tiles" aria-label="Summary" hx-swap-oob="morph">
-      {TILE_SPECS.map((t) => (
-        <a class={`tile ${tiles[t.key] > 0 ? t.alarm : ""}`} href={t.href} id={`tile-${t.name}`}>
-          <span class="tile__value" data-tile={t.name}>
-            {tiles[t.key]}
-          </span>
-          <span class="tile__label">{t.label}</span>
-        </a>
-      ))}
+      {TILE_SPECS.map((t) => {
+        const atLeast = t.live && tiles.liveCapped;
+        return (
+          <a
+            class={`tile ${tiles[t.key] > 0 ? t.alarm : ""}`}
+            href={t.href}
+            id={`tile-${t.name}`}
+            title={atLeast ? `At least ${tiles[t.key]}: counted among the oldest ${LIVE_SCAN} queued and ${LIVE_SCAN} running runs` : undefined}
+          >
+            <span class="tile__value" data-tile={t.name} data-at-least={atLeast ? "" : undefined}>
+              {tiles[t.key]}
+              {atLeast ? "+" : ""}
+            </span>
+            <span class="tile__label">{t.label}</span>
+          </a>
+        );
+      })}
     </section>
   );
 }
@@ -96,11 +128,18 @@ function Heartbeat({ run, now }: { run: RunRecord; now: number }) {
   return <span class="muted">{run.attempt === 0 ? "not started yet" : "none"}</span>;
 }
 
-export function RunRow({ run, now, showDiagnostics }: { run: RunRecord; now: number; showDiagnostics: boolean }) {
+export function RunRow({ run, now, showDiagnostics, oob }: { run: RunRecord; now: number; showDiagnostics: boolean; oob?: boolean }) {
   const display = displayOf(run, now);
   const short = shortRunId(run.id);
   return (
-    <tr id={`row-${run.id}`} data-run-id={run.id} data-display={display.kind} data-label={display.label} class={display.live ? "row--live" : ""}>
+    <tr
+      id={`row-${run.id}`}
+      data-run-id={run.id}
+      data-display={display.kind}
+      data-label={display.label}
+      class={display.live ? "row--live" : ""}
+      hx-swap-oob={oob ? "morph" : undefined}
+    >
       <th scope="row" class="run-cell">
         <a href={`/admin/operations/${encodeURIComponent(run.id)}`} class="link run-link" id={`link-${run.id}`} aria-label={`Run ${run.id}`} title={run.id}>
           <code>{short}</code>
@@ -132,14 +171,39 @@ export function RunRow({ run, now, showDiagnostics }: { run: RunRecord; now: num
   );
 }
 
-function pollUrl(q: OperationsQuery): string {
-  return withQuery("/admin/operations/live", { display: q.display, type: q.type, range: q.range, run: q.run });
+/** Where the next poll goes: the filters, what this answer saw (src/admin/live.ts) and the D1 session's bookmark. */
+function pollUrl(q: OperationsQuery, poll: LivePoll): string {
+  return withQuery("/admin/operations/live", {
+    display: q.display,
+    type: q.type,
+    range: q.range,
+    run: q.run,
+    ...pollStateParams(poll.state),
+    b: poll.bookmark ?? undefined,
+  });
 }
 
-/** The poller: carries a trigger only while live runs are shown. */
-export function Poller({ q, live }: { q: OperationsQuery; live: boolean }) {
+/** The next poll: what the answer saw, and the bookmark its reads ended at. */
+export interface LivePoll {
+  state: PollState;
+  bookmark: string | null;
+}
+
+/**
+ * The poller: carries a trigger only while live runs are shown, at an
+ * interval that backs off while polls find nothing new (pollDelaySeconds).
+ */
+export function Poller({ q, live, poll }: { q: OperationsQuery; live: boolean; poll: LivePoll }) {
   return live ? (
-    <div id="poller" hx-get={pollUrl(q)} hx-trigger="every 2s" hx-swap="none" data-polling="on" hx-swap-oob="true"></div>
+    <div
+      id="poller"
+      hx-get={pollUrl(q, poll)}
+      hx-trigger={`every ${pollDelaySeconds(poll.state.idle)}s`}
+      hx-swap="none"
+      data-polling="on"
+      data-poll-seconds={pollDelaySeconds(poll.state.idle)}
+      hx-swap-oob="true"
+    ></div>
   ) : (
     <div id="poller" data-polling="off" hx-swap-oob="true"></div>
   );
@@ -169,8 +233,20 @@ export function LoadMore({ q, cursor }: { q: OperationsQuery; cursor: string | n
 
 const isLive = (page: OperationsPage) => page.runs.some((r) => r.status !== "completed");
 
-/** The answer to a poll: out-of-band swaps of tiles, first page and poller. */
-export function LiveRegion({ page, q, now, showDiagnostics }: { page: OperationsPage; q: OperationsQuery; now: number; showDiagnostics: boolean }) {
+/** The answer to a poll that refreshes everything: out-of-band swaps of tiles, first page and poller. */
+export function LiveRegion({
+  page,
+  q,
+  now,
+  showDiagnostics,
+  poll,
+}: {
+  page: OperationsPage;
+  q: OperationsQuery;
+  now: number;
+  showDiagnostics: boolean;
+  poll: LivePoll;
+}) {
   return (
     <>
       <TilesView tiles={page.tiles} />
@@ -179,7 +255,22 @@ export function LiveRegion({ page, q, now, showDiagnostics }: { page: Operations
       <template>
         <FirstPage page={page} now={now} showDiagnostics={showDiagnostics} />
       </template>
-      <Poller q={q} live={isLive(page)} />
+      <Poller q={q} live={isLive(page)} poll={poll} />
+    </>
+  );
+}
+
+/** The answer to a poll when nothing but the live rows can have changed: each row morphed in place by id. */
+export function LiveRows({ runs, q, now, showDiagnostics, poll }: { runs: RunRecord[]; q: OperationsQuery; now: number; showDiagnostics: boolean; poll: LivePoll }) {
+  return (
+    <>
+      {/* <tr> needs a table context to survive parsing; htmx swaps out-of-band elements inside a <template>. */}
+      <template>
+        {runs.map((run) => (
+          <RunRow run={run} now={now} showDiagnostics={showDiagnostics} oob />
+        ))}
+      </template>
+      <Poller q={q} live={poll.state.live.length > 0} poll={poll} />
     </>
   );
 }
@@ -241,7 +332,9 @@ export function OperationsView({
   now,
   showDiagnostics,
   searchError,
+  poll,
 }: {
+  poll: LivePoll;
   page: OperationsPage;
   q: OperationsQuery;
   types: string[];
@@ -287,7 +380,7 @@ export function OperationsView({
         </table>
       )}
       <LoadMore q={q} cursor={page.nextCursor} />
-      <Poller q={q} live={isLive(page)} />
+      <Poller q={q} live={isLive(page)} poll={poll} />
     </>
   );
 }
