@@ -1,22 +1,25 @@
 /**
  * The operations page's summary tiles at a cost that does not grow with the
- * workspace: at most 2 × LIVE_SCAN live runs for Active, Retrying and Stale,
+ * workspace: at most LIVE_SCAN live runs for Active, Retrying and Stale,
  * and at most 25 hourly counters for the two "failures · created in 24 h"
  * tiles (src/runs/failure-counts.ts). Before, the failure tiles re-counted
  * every failed run of the day: 4,194 rows per page view on the bench's
  * 1M-run workspace, and again on every 2 s poll.
  *
- * Live counts past the scan are shown as "20+" (like a capped badge), never as
- * a smaller exact number. The scan reads each status's *oldest* live runs
- * first: those are the ones that go stale, so a stale run is the last thing a
- * cap hides.
+ * Live counts past the scan are shown as "40+" (like a capped badge), never as
+ * a smaller exact number. The scan reads the *oldest* live runs first: those
+ * are the ones that go stale, so a stale run is the last thing a cap hides.
+ * One scan over the live runs (outcome 'pending', queued and running alike):
+ * the (workspace_id, outcome, id) index ranges over exactly them in id order,
+ * and there is no status index to range over each status alone (issue 12
+ * dropped it to save a write per transition).
  */
 import { DEFAULT_SETTINGS, type DisplayStateKind } from "../lifecycle";
 import { registeredPolicies } from "../operations";
 import { displayStateCondition, failureCountsQuery, hourStart, type SqlFragment } from "../runs";
 
-/** Live runs read per status (queued, running) by the tiles; past it a tile reads "20+". */
-export const LIVE_SCAN = 20;
+/** Live runs (queued and running) read by the tiles, oldest first; past it a tile reads "40+". */
+export const LIVE_SCAN = 40;
 const DAY_MS = 86_400_000;
 
 export interface Tiles {
@@ -70,7 +73,7 @@ function runningFlipAt(): SqlFragment {
   return { sql: `COALESCE(last_heartbeat_at, started_at, created_at) + (CASE type ${cases} END) + 1`, params };
 }
 
-/** Active, retrying and stale among the oldest LIVE_SCAN queued and LIVE_SCAN running runs. */
+/** Active, retrying and stale among the oldest LIVE_SCAN live runs. */
 export function liveTilesQuery(workspaceId: string, now: number): SqlFragment {
   const cond = (k: DisplayStateKind) => displayStateCondition(k, registeredPolicies(), DEFAULT_SETTINGS, now);
   const active = anyOf(DISPLAY_GROUPS.active.map(cond));
@@ -78,28 +81,24 @@ export function liveTilesQuery(workspaceId: string, now: number): SqlFragment {
   const stale = anyOf(DISPLAY_GROUPS.stale.map(cond));
   const running = cond("running");
   const flip = runningFlipAt();
-  const scan = (status: "queued" | "running") =>
-    // Live runs are exactly the pending ones: the (workspace_id, outcome, id) index ranges over them in id order.
-    `SELECT * FROM (SELECT status, outcome, attempt, deadline_at, type, last_heartbeat_at, started_at, created_at, cancel_requested_at
-       FROM operation_runs WHERE workspace_id = ? AND outcome = 'pending' AND status = '${status}' ORDER BY id LIMIT ${LIVE_SCAN})`;
+  const scan = `SELECT status, outcome, attempt, deadline_at, type, last_heartbeat_at, started_at, created_at, cancel_requested_at
+       FROM operation_runs WHERE workspace_id = ? AND outcome = 'pending' ORDER BY id LIMIT ${LIVE_SCAN}`;
   const sql = `SELECT
       COALESCE(SUM(CASE WHEN ${active.sql} THEN 1 ELSE 0 END), 0) AS active,
       COALESCE(SUM(CASE WHEN ${retrying.sql} THEN 1 ELSE 0 END), 0) AS retrying,
       COALESCE(SUM(CASE WHEN ${stale.sql} THEN 1 ELSE 0 END), 0) AS stale,
-      COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0) AS queuedRead,
-      COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0) AS runningRead,
+      COUNT(*) AS liveRead,
       MIN(CASE WHEN status = 'queued' AND deadline_at >= ? THEN deadline_at + 1
                WHEN ${running.sql} THEN ${flip.sql} END) AS nextFlipAt
-    FROM (${scan("queued")} UNION ALL ${scan("running")})`;
-  return { sql, params: [...active.params, ...retrying.params, ...stale.params, now, ...running.params, ...flip.params, workspaceId, workspaceId] };
+    FROM (${scan})`;
+  return { sql, params: [...active.params, ...retrying.params, ...stale.params, now, ...running.params, ...flip.params, workspaceId] };
 }
 
 interface LiveRow {
   active: number;
   retrying: number;
   stale: number;
-  queuedRead: number;
-  runningRead: number;
+  liveRead: number;
   nextFlipAt: number | null;
 }
 
@@ -119,7 +118,7 @@ export function tilesOf(live: D1Result | undefined, failures: D1Result | undefin
     stale: l?.stale ?? 0,
     failures24h: f?.failed ?? 0,
     reconciledFailures24h: f?.reconciled ?? 0,
-    liveCapped: (l?.queuedRead ?? 0) >= LIVE_SCAN || (l?.runningRead ?? 0) >= LIVE_SCAN,
+    liveCapped: (l?.liveRead ?? 0) >= LIVE_SCAN,
     nextFlipAt: l?.nextFlipAt ?? null,
   };
 }

@@ -2,7 +2,7 @@
  * What the operations page costs in D1, as D1 itself reports it
  * (`meta.rows_read`, round trips counted by meteredDb): one batch for tiles
  * and a page, rows read bounded by the page size, the live runs the tiles
- * scan (at most LIVE_SCAN per status) and the hours of the day that had a
+ * scan (at most the LIVE_SCAN oldest live runs) and the hours of the day that had a
  * failure (at most 25) — never by the history nor by the day's failure
  * volume. 2,000 terminal runs sit beside a few live ones; through the route,
  * the whole request's round trips are the same for 10 runs as for 2,000.
@@ -44,8 +44,8 @@ const LIVE = QUEUED + RUNNING;
 const SCAN_END = 1;
 /** The listing: one page plus the row that says there is more, and where its scan ends. */
 const LISTING_BOUND = PAGE_SIZE + 1 + SCAN_END;
-/** The live tiles: the live runs they scan, at most LIVE_SCAN per status, and where both scans end. */
-const liveBound = (live: number) => Math.min(live, 2 * LIVE_SCAN) + 2 * SCAN_END;
+/** The live tiles: the live runs they scan, at most LIVE_SCAN, and where the scan ends. */
+const liveBound = (live: number) => Math.min(live, LIVE_SCAN) + SCAN_END;
 /** The failure tiles: one counter row per hour with a failure, 25 hours at most. */
 const FAILURES_BOUND = 25 + SCAN_END;
 /** The issue's target for one page view, whatever the day's failure volume (issue 12). */
@@ -202,7 +202,7 @@ describe("the tiles' cost does not follow the day's failures or the live runs", 
     expect(m.cost.rowsRead).toBeLessThanOrEqual(VIEW_BUDGET);
   });
 
-  it(`more live runs than the tiles read: the live tiles say "at least", reading ${LIVE_SCAN} per status`, async () => {
+  it(`more live runs than the tiles read: the live tiles say "at least", reading the ${LIVE_SCAN} oldest`, async () => {
     const svc = runService();
     const ws = await makeWorkspace("cost-live-cap");
     const queued = LIVE_SCAN + 5;

@@ -99,7 +99,7 @@ function TilesView({ tiles }: { tiles: Tiles }) {
             class={`tile ${tiles[t.key] > 0 ? t.alarm : ""}`}
             href={t.href}
             id={`tile-${t.name}`}
-            title={atLeast ? `At least ${tiles[t.key]}: counted among the oldest ${LIVE_SCAN} queued and ${LIVE_SCAN} running runs` : undefined}
+            title={atLeast ? `At least ${tiles[t.key]}: counted among the oldest ${LIVE_SCAN} live runs` : undefined}
           >
             <span class="tile__value" data-tile={t.name} data-at-least={atLeast ? "" : undefined}>
               {tiles[t.key]}
