@@ -17,24 +17,11 @@
 import { resolve } from "node:path";
 import { checkTimingContract, describeViolation, RULES, type ContractCheck } from "../src/lifecycle/contract";
 import { DEFAULT_SETTINGS, type LifecyclePolicy } from "../src/lifecycle/policy";
-import { loadRegisteredPolicies, REGISTRY_MODULE } from "./lib/registry";
+import { loadRegisteredPolicies, NUMERIC_FIELDS, REGISTRY_MODULE, type NumericField } from "./lib/registry";
 import { generatedDeploymentStatus, readDeployment } from "./lib/wrangler-deployment";
 import { shown, UsageError, WRANGLER_TOML } from "./lib/project";
 
 const USAGE = "usage: check-lifecycle [--config <wrangler config>] [--registry <module>] [--override <type>.<field>=<integer>]...";
-
-/** Policy fields an override may set: the numeric ones (`queue` is a name, not a number). */
-type NumericField = { [K in keyof LifecyclePolicy]: LifecyclePolicy[K] extends number ? K : never }[keyof LifecyclePolicy];
-const NUMERIC_FIELDS: readonly NumericField[] = [
-  "timeoutMs",
-  "expectedRuntimeMs",
-  "heartbeatIntervalMs",
-  "heartbeatTimeoutMs",
-  "staleQueuedAfterMs",
-  "staleRunningAfterMs",
-  "maxAttempts",
-  "retryDelaySeconds",
-];
 
 interface Override {
   raw: string;

@@ -45,7 +45,9 @@ function evaluate(code: string, entry: string): Record<string, unknown> {
   return module.exports;
 }
 
-const NUMERIC_FIELDS = [
+/** A policy's numeric fields (`queue` is a name, not a number). */
+export type NumericField = { [K in keyof LifecyclePolicy]: LifecyclePolicy[K] extends number ? K : never }[keyof LifecyclePolicy];
+export const NUMERIC_FIELDS: readonly NumericField[] = [
   "timeoutMs",
   "expectedRuntimeMs",
   "heartbeatIntervalMs",
@@ -54,7 +56,7 @@ const NUMERIC_FIELDS = [
   "staleRunningAfterMs",
   "maxAttempts",
   "retryDelaySeconds",
-] as const satisfies readonly (keyof LifecyclePolicy)[];
+];
 
 function isPolicy(p: unknown): p is LifecyclePolicy {
   if (p === null || typeof p !== "object") return false;

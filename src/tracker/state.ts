@@ -3,7 +3,7 @@
  * v2 section 4). Kept apart from the Durable Object so the rules are plain,
  * unit-testable code: the object only loads, decides, acts and saves.
  */
-import type { TrackRequest } from "./protocol";
+import type { AttemptReport, TrackRequest } from "./protocol";
 import { cancelGraceFor, DEFAULT_SETTINGS, heartbeatDeadline, type ExecutionReasonCode, type FinalOutcome, type LifecyclePolicy, type Progress, type RunStatus } from "../lifecycle";
 
 /** The version of the stored shape; `upgradeState` reads older ones deliberately. */
@@ -29,23 +29,11 @@ export interface Dispatch {
 /**
  * An attempt's result or failure, stored before it is applied to D1 (contract
  * section 4). A result's `outputJson` (optional: states stored before outputs
- * existed read the same) is at most MAX_OUTPUT_BYTES, checked before it is stored.
+ * existed read the same) is at most MAX_OUTPUT_BYTES, checked before it is stored;
+ * a failure's `retryAfterMs` is optional too, so a state stored before it
+ * existed reads as "the policy's delay" (no version bump).
  */
-export type PendingReport =
-  | { kind: "result"; attempt: number; outcome: FinalOutcome; message?: string; progress?: Progress; outputJson?: string; storedAt: number }
-  | {
-      kind: "failure";
-      attempt: number;
-      reason: ExecutionReasonCode;
-      retryable: boolean;
-      message: string;
-      progress?: Progress;
-      /** Optional, so a state stored before it existed reads as "the policy's delay" (no version bump). */
-      retryAfterMs?: number;
-      storedAt: number;
-    }
-  /** The attempt of a Cancelling run stopped (its AbortSignal fired): the cancel completes. */
-  | { kind: "stopped"; attempt: number; progress?: Progress; storedAt: number };
+export type PendingReport = AttemptReport & { storedAt: number };
 
 /** An error raised outside the handler, kept until it is recorded on the run. */
 export interface TrackerError {
