@@ -135,10 +135,7 @@ export const operationRuns = sqliteTable(
     // status filters and the live tiles: a separate (workspace, status, id) index cost one more
     // row written at acceptance and at every status change (migration 0009).
     index("operation_runs_workspace_outcome_id_idx").on(t.workspaceId, t.outcome, t.id),
-    // The admin's "failures in the last 24 h" tiles: only failed runs, by completion time.
-    index("operation_runs_workspace_failed_idx")
-      .on(t.workspaceId, t.completedAt)
-      .where(sql`${t.status} = 'completed' AND ${t.outcome} = 'failed'`),
+    // (No index for the failure tiles: they read hourly counters, src/runs/failure-counts.ts.)
     // Retention walks the primary key (time-ordered ids), so no index by completion time.
     // Partial: a run without a key has no entry to write (most runs).
     uniqueIndex("operation_runs_idempotency_uq").on(t.workspaceId, t.idempotencyKey).where(sql`${t.idempotencyKey} IS NOT NULL`),
