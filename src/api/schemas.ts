@@ -11,10 +11,11 @@
  * the document.
  */
 import { z } from "@hono/zod-openapi";
+import { WEBHOOK_DELIVERY_STATUSES } from "../db/schema";
 import { DETECTORS, DISPLAY_STATES, OUTCOMES, RUN_STATUSES, type ReasonFamily } from "../lifecycle";
 import { MAX_CANCEL_REASON_LENGTH } from "../runs";
 import { EXCERPT_CHARS, MAX_LOGGED_TRIES } from "../webhooks/deliver";
-import { DELIVERY_STATUSES, endpointRequest } from "../webhooks/endpoints";
+import { endpointRequest } from "../webhooks/endpoints";
 import { WEBHOOK_EVENT_TYPES } from "../webhooks/events";
 import { ENDPOINT_ID, MESSAGE_ID } from "../webhooks/messages";
 
@@ -277,7 +278,7 @@ export const webhookDeliverySchema = z
     webhookId: z.string().regex(MESSAGE_ID).openapi({ description: "The Standard Webhooks `webhook-id`: the same on every try." }),
     runId,
     eventType: z.string(),
-    status: z.enum(DELIVERY_STATUSES),
+    status: z.enum(WEBHOOK_DELIVERY_STATUSES),
     attempts: count,
     nextAttemptAt: isoTime.nullable().openapi({ description: "When the next try is due; null once delivered or given up." }),
     lastStatusCode: z.number().int().nullable(),

@@ -169,7 +169,7 @@ export interface DeliveryLogEntry {
   messageId: string;
   runId: string;
   eventType: string;
-  status: (typeof DELIVERY_STATUSES)[number];
+  status: "pending" | "delivered" | "failed";
   attempts: number;
   /** When the next try is due; null once delivered or given up. */
   nextAttemptAt: number | null;
@@ -180,9 +180,7 @@ export interface DeliveryLogEntry {
   updatedAt: number;
 }
 
-/** A delivery's state: pending until delivered, or failed once its tries are used up. */
-export const DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
-const deliveryStatus = z.enum(DELIVERY_STATUSES);
+const deliveryStatus = z.enum(["pending", "delivered", "failed"]);
 
 /** An endpoint's latest deliveries, newest first (the endpoint must be the workspace's: the caller checked). */
 export async function endpointDeliveries(db: D1Database, endpointId: string, limit = 50): Promise<DeliveryLogEntry[]> {
