@@ -11,8 +11,13 @@
  * the document.
  */
 import { z } from "@hono/zod-openapi";
+import { WEBHOOK_DELIVERY_STATUSES } from "../db/schema";
 import { DETECTORS, DISPLAY_STATES, OUTCOMES, RUN_STATUSES, type ReasonFamily } from "../lifecycle";
 import { MAX_CANCEL_REASON_LENGTH } from "../runs";
+import { EXCERPT_CHARS, MAX_LOGGED_TRIES } from "../webhooks/deliver";
+import { endpointRequest } from "../webhooks/endpoints";
+import { WEBHOOK_EVENT_TYPES } from "../webhooks/events";
+import { ENDPOINT_ID, MESSAGE_ID } from "../webhooks/messages";
 
 // ---------- requests ----------
 
@@ -205,3 +210,84 @@ export const problemSchema = z
     allow: z.array(z.string()).optional(),
   })
   .openapi("Problem");
+
+// ---------- completion webhooks (contract section 8) ----------
+
+/** A webhook endpoint id in a path: any string (an unknown or foreign id is a 404, not a 400). */
+export const webhookEndpointIdParams = z.object({
+  id: z.string().openapi({ param: { name: "id", in: "path" }, example: "whe_01JH00000000000000000000AB" }),
+});
+
+/**
+ * `POST /webhook-endpoints`: src/webhooks/endpoints.ts's rule (the admin's too), documented. Rebuilt
+ * from its shape because that schema was made before `.openapi()` was added to zod's types.
+ */
+export const createWebhookEndpointBody = z.object(endpointRequest.shape).strict().openapi("CreateWebhookEndpointRequest", {
+  description:
+    "url: where completed runs are POSTed, at most 2048 characters (in production https to a public host only; a refused URL is a 422 naming url). description: at most 200 characters. eventTypes: the event types to receive; omitted means all of them.",
+});
+
+const webhookEndpointId = z.string().regex(ENDPOINT_ID);
+
+export const webhookEndpointSchema = z
+  .object({
+    id: webhookEndpointId,
+    url: z.string(),
+    description: z.string().nullable(),
+    eventTypes: z
+      .array(z.string())
+      .nullable()
+      .openapi({ description: `The event types it receives (${WEBHOOK_EVENT_TYPES.join(", ")}); null: every event type.` }),
+    createdAt: isoTime,
+  })
+  .strict()
+  .openapi("WebhookEndpoint");
+export type WebhookEndpointJson = z.infer<typeof webhookEndpointSchema>;
+
+export const webhookEndpointEnvelopeSchema = z.object({ endpoint: webhookEndpointSchema }).strict().openapi("WebhookEndpointEnvelope");
+
+export const webhookEndpointListSchema = z.object({ endpoints: z.array(webhookEndpointSchema) }).strict().openapi("WebhookEndpointList");
+
+export const createdWebhookEndpointSchema = z
+  .object({
+    endpoint: webhookEndpointSchema,
+    secret: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/]{43}=$/)
+      .openapi({
+        description:
+          "The signing secret (Standard Webhooks: `whsec_` and 32 bytes, base64). Shown in this answer only: no later answer carries it.",
+      }),
+  })
+  .strict()
+  .openapi("CreatedWebhookEndpoint");
+
+const webhookTrySchema = z
+  .object({
+    attempt: z.number().int().min(1),
+    at: isoTime,
+    statusCode: z.number().int().nullable().openapi({ description: "The receiver's HTTP status; null when it did not answer." }),
+    error: z.string().nullable().openapi({ description: "Why the try failed (the receiver's status, no answer in time, no connection); null when delivered." }),
+    excerpt: z.string().nullable().openapi({ description: `The start of a failed answer's body (its first ${EXCERPT_CHARS} characters, sanitised); else null.` }),
+  })
+  .strict()
+  .openapi("WebhookDeliveryTry");
+
+export const webhookDeliverySchema = z
+  .object({
+    webhookId: z.string().regex(MESSAGE_ID).openapi({ description: "The Standard Webhooks `webhook-id`: the same on every try." }),
+    runId,
+    eventType: z.string(),
+    status: z.enum(WEBHOOK_DELIVERY_STATUSES),
+    attempts: count,
+    nextAttemptAt: isoTime.nullable().openapi({ description: "When the next try is due; null once delivered or given up." }),
+    lastStatusCode: z.number().int().nullable(),
+    lastError: z.string().nullable(),
+    tries: z.array(webhookTrySchema).openapi({ description: `The latest tries (at most ${MAX_LOGGED_TRIES}), oldest first.` }),
+    createdAt: isoTime,
+  })
+  .strict()
+  .openapi("WebhookDelivery");
+export type WebhookDeliveryJson = z.infer<typeof webhookDeliverySchema>;
+
+export const webhookDeliveriesSchema = z.object({ deliveries: z.array(webhookDeliverySchema) }).strict().openapi("WebhookDeliveries");

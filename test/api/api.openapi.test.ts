@@ -17,8 +17,12 @@ import { createApi } from "../../src/api/app";
 import { app } from "../../src/app";
 import { DEPLOYMENT } from "../../src/generated/deployment";
 import { checkTimingContract, DEFAULT_SETTINGS } from "../../src/lifecycle";
-import { registeredPolicies } from "../../src/operations";
+import { policyFor, registeredPolicies } from "../../src/operations";
+import { RunService } from "../../src/runs";
+import { MAX_ENDPOINTS_PER_WORKSPACE } from "../../src/webhooks/endpoints";
 import { DEMO_BODY, apiClient, call, callWith, postInit, request, runEnvelope, runsInWorkspace } from "../support/api";
+import { newRun } from "../support/runs";
+import { delayRecorder, seedEndpoint } from "../support/webhooks";
 import {
   expectDocumentedAnswer,
   fetchDocument,
@@ -60,7 +64,20 @@ describe("the OpenAPI document", () => {
     const doc = await fetchDocument();
     const routes = appOperations();
     // The routes this test knows were there when it was written: the list must not be vacuous.
-    expect(routes).toEqual(expect.arrayContaining(["GET /runs", "POST /runs", "GET /runs/{id}", "GET /runs/{id}/events", "GET /policies"]));
+    expect(routes).toEqual(
+      expect.arrayContaining([
+        "GET /runs",
+        "POST /runs",
+        "GET /runs/{id}",
+        "GET /runs/{id}/events",
+        "GET /policies",
+        "POST /webhook-endpoints",
+        "GET /webhook-endpoints",
+        "GET /webhook-endpoints/{id}",
+        "GET /webhook-endpoints/{id}/deliveries",
+        "DELETE /webhook-endpoints/{id}",
+      ]),
+    );
     expect(documentOperations(doc)).toEqual(routes);
   });
 
@@ -165,6 +182,91 @@ describe("real answers match the document", () => {
   });
 });
 
+const WEBHOOKS = `${BASE}/webhook-endpoints`;
+
+const endpointsIn = async (workspaceId: string) =>
+  (await env.DB.prepare("SELECT count(*) AS n FROM webhook_endpoints WHERE workspace_id = ?").bind(workspaceId).first<{ n: number }>())!.n;
+
+describe("real webhook-endpoint answers match the document", () => {
+  it("POST /webhook-endpoints: 201 with the secret, 401, 405, 409, 413, 415, 422 and 400", async () => {
+    const doc = await fetchDocument();
+    const op = operation(doc, "post", "/webhook-endpoints");
+    const client = await apiClient("openapi-wh-create");
+
+    const created = await call(WEBHOOKS, postInit(client.token, { url: "https://hooks.example.com/doc", description: "doc", eventTypes: ["run.completed"] }));
+    expect(created.status).toBe(201);
+    expect(await expectDocumentedAnswer(doc, op, created)).toMatchObject({ secret: expect.stringMatching(/^whsec_/) });
+    const allTypes = await call(WEBHOOKS, postInit(client.token, { url: "https://hooks.example.com/all" }));
+    expect(allTypes.status).toBe(201);
+    expect(await expectDocumentedAnswer(doc, op, allTypes)).toMatchObject({ endpoint: { description: null, eventTypes: null } });
+
+    const problems: Array<[number, Response]> = [
+      [401, await call(WEBHOOKS, postInit(undefined, { url: "https://hooks.example.com/" }))],
+      [405, await call(WEBHOOKS, { method: "PUT", token: client.token })],
+      [413, await call(WEBHOOKS, postInit(client.token, { url: "https://hooks.example.com/", description: "x".repeat(9_000) }))],
+      [415, await call(WEBHOOKS, postInit(client.token, { url: "https://hooks.example.com/" }, { "content-type": "text/plain" }))],
+      [422, await call(WEBHOOKS, postInit(client.token, { url: "ftp://hooks.example.com/" }))],
+      [422, await call(WEBHOOKS, postInit(client.token, { url: "https://hooks.example.com/", eventTypes: ["run.started"] }))],
+      [400, await call(WEBHOOKS, postInit(client.token, "{not json"))],
+    ];
+    for (let i = await endpointsIn(client.workspaceId); i < MAX_ENDPOINTS_PER_WORKSPACE; i++) await seedEndpoint(client.workspaceId);
+    problems.push([409, await call(WEBHOOKS, postInit(client.token, { url: "https://hooks.example.com/one-more" }))]);
+    for (const [status, res] of problems) {
+      expect(res.status).toBe(status);
+      await expectDocumentedAnswer(doc, op, res);
+    }
+  });
+
+  it("GET /webhook-endpoints, /{id}, /{id}/deliveries (with tries) and DELETE /{id}: their answers and problems", async () => {
+    const doc = await fetchDocument();
+    const client = await apiClient("openapi-wh-read");
+    const other = await apiClient("openapi-wh-other");
+    const { id } = await seedEndpoint(client.workspaceId, { eventTypes: ["run.completed"] });
+    // A completed run's delivery, with a failed try and a later one logged, as the consumer writes them.
+    const svc = new RunService(env.DB, { policyFor, settings: DEFAULT_SETTINGS, webhooks: delayRecorder().queue });
+    const run = await newRun(svc, client.workspaceId);
+    await svc.claim(run.id, 1);
+    await svc.complete(run.id, 1, { outcome: "succeeded" });
+    const now = Date.now();
+    await env.DB.prepare("UPDATE webhook_deliveries SET attempts = 2, last_status_code = 500, last_error = 'Answered HTTP 500.', next_attempt_at = ?, attempt_log = ? WHERE run_id = ?")
+      .bind(
+        now + 60_000,
+        JSON.stringify([
+          { attempt: 1, at: now - 20_000, statusCode: null, error: "No answer within 10000 ms.", excerpt: null },
+          { attempt: 2, at: now - 5_000, statusCode: 500, error: "Answered HTTP 500.", excerpt: "upstream down" },
+        ]),
+        run.id,
+      )
+      .run();
+
+    const deliveries = await call(`${WEBHOOKS}/${id}/deliveries`, { token: client.token });
+    expect(deliveries.status).toBe(200);
+    const log = await expectDocumentedAnswer(doc, operation(doc, "get", "/webhook-endpoints/{id}/deliveries"), deliveries);
+    expect(log).toMatchObject({ deliveries: [{ runId: run.id, status: "pending", tries: [{ attempt: 1 }, { attempt: 2, statusCode: 500 }] }] });
+
+    const cases: Array<[string, string, number, Response]> = [
+      ["get", "/webhook-endpoints", 200, await call(WEBHOOKS, { token: client.token })],
+      ["get", "/webhook-endpoints", 200, await call(WEBHOOKS, { token: other.token })],
+      ["get", "/webhook-endpoints", 401, await call(WEBHOOKS)],
+      ["get", "/webhook-endpoints/{id}", 200, await call(`${WEBHOOKS}/${id}`, { token: client.token })],
+      ["get", "/webhook-endpoints/{id}", 404, await call(`${WEBHOOKS}/${id}`, { token: other.token })],
+      ["get", "/webhook-endpoints/{id}", 401, await call(`${WEBHOOKS}/${id}`, { token: "olt_not_a_real_token" })],
+      ["get", "/webhook-endpoints/{id}", 405, await call(`${WEBHOOKS}/${id}`, { method: "PATCH", token: client.token })],
+      ["get", "/webhook-endpoints/{id}/deliveries", 404, await call(`${WEBHOOKS}/${id}/deliveries`, { token: other.token })],
+      ["get", "/webhook-endpoints/{id}/deliveries", 401, await call(`${WEBHOOKS}/${id}/deliveries`)],
+      ["delete", "/webhook-endpoints/{id}", 404, await call(`${WEBHOOKS}/${id}`, { method: "DELETE", token: other.token })],
+      ["delete", "/webhook-endpoints/{id}", 401, await call(`${WEBHOOKS}/${id}`, { method: "DELETE" })],
+      ["delete", "/webhook-endpoints/{id}", 204, await call(`${WEBHOOKS}/${id}`, { method: "DELETE", token: client.token })],
+      ["delete", "/webhook-endpoints/{id}", 404, await call(`${WEBHOOKS}/${id}`, { method: "DELETE", token: client.token })],
+      ["get", "/webhook-endpoints/{id}/deliveries", 404, await call(`${WEBHOOKS}/${id}/deliveries`, { token: client.token })],
+    ];
+    for (const [method, path, status, res] of cases) {
+      expect(`${method} ${path} ${res.status}`).toBe(`${method} ${path} ${status}`);
+      await expectDocumentedAnswer(doc, operation(doc, method, path), res);
+    }
+  });
+});
+
 describe("what the document forbids, the route refuses", () => {
   it("a POST /runs body outside the documented schema is a 422 and creates nothing", async () => {
     const doc = await fetchDocument();
@@ -195,6 +297,39 @@ describe("what the document forbids, the route refuses", () => {
       { numRuns: 40 },
     );
     expect(await runsInWorkspace(client.workspaceId)).toBe(0);
+  });
+
+  it("a POST /webhook-endpoints body outside the documented schema is a 422 and creates nothing", async () => {
+    const doc = await fetchDocument();
+    const schema = validatorFor(doc, requestBodySchema(operation(doc, "post", "/webhook-endpoints")));
+    const client = await apiClient("openapi-wh-bodies");
+    const good = { url: "https://hooks.example.com/property", eventTypes: ["run.completed"] };
+    const body = fc.oneof(
+      fc.constant<unknown>(good),
+      fc
+        .tuple(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 1 }))
+        .filter(([k]) => !["url", "description", "eventTypes"].includes(k))
+        .map(([k, v]) => ({ ...good, [k]: v })),
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.record(
+        {
+          url: fc.oneof(fc.constant(good.url), fc.constant(""), fc.constant(`https://hooks.example.com/${"u".repeat(2050)}`), fc.integer(), fc.constant(null)),
+          description: fc.oneof(fc.string({ maxLength: 3 }), fc.constant("d".repeat(201)), fc.integer()),
+          eventTypes: fc.oneof(fc.constant([]), fc.array(fc.constantFrom("run.completed", "run.started", ""), { maxLength: 3 }), fc.constant("run.completed")),
+        },
+        { requiredKeys: [] },
+      ),
+    );
+    const forbidden = body.filter((b) => !schema.validate(b).valid);
+    await fc.assert(
+      fc.asyncProperty(forbidden, async (b) => {
+        const res = await call(WEBHOOKS, postInit(client.token, JSON.stringify(b)));
+        expect(res.status).toBe(422);
+        await res.body?.cancel();
+      }),
+      { numRuns: 40 },
+    );
+    expect(await endpointsIn(client.workspaceId)).toBe(0);
   });
 
   it("a documented-invalid limit or Idempotency-Key is a 400", async () => {

@@ -9,7 +9,7 @@ import { DISPLAY_STATES } from "../../src/lifecycle";
 import { sqlString } from "../../scripts/lib/seed";
 import { expectAccessible, screenshotAt1400, SHOT_VIEWPORT } from "./support/a11y";
 import { seed, signIn, test } from "./support/browser";
-import { runsSql, workspaceSql } from "./support/fixtures";
+import { runsSql, webhooksSql, workspaceSql } from "./support/fixtures";
 
 const it = test.extend("seeded", { scope: "file" }, async ({ admin }) => {
   const ws = workspaceSql("pages");
@@ -19,9 +19,10 @@ const it = test.extend("seeded", { scope: "file" }, async ({ admin }) => {
   const viewerSql =
     `INSERT INTO users (id, email, name, created_at) VALUES ('usr_browser_pages_viewer', ${sqlString(viewerEmail)}, 'Viewer (pages)', ${now});\n` +
     `INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (${sqlString(ws.workspace.id)}, 'usr_browser_pages_viewer', 'viewer', ${now});\n`;
-  await seed(ws.sql + sql + viewerSql);
+  const webhooks = webhooksSql(ws.workspace.id, [runs.succeeded.id, runs.failed.id, runs.failed_reconciled.id]);
+  await seed(ws.sql + sql + viewerSql + webhooks.sql);
   await admin.page.setViewportSize(SHOT_VIEWPORT);
-  return { ws: ws.workspace, runs, viewerEmail };
+  return { ws: ws.workspace, runs, viewerEmail, webhookEndpointId: webhooks.endpointId };
 });
 
 /** Problems the pages reported, less the browser's own line for a page answered with an expected error status. */
@@ -30,7 +31,7 @@ function unexpected(problems: string[], expectedStatus: number[]): string[] {
 }
 
 describe("every admin page (browser): axe-core, CSP, screenshots", () => {
-  it("as an owner: operations, filters, each kind of run page, audit log with the slide-over open, lifecycle, a 404", async ({ admin, seeded }) => {
+  it("as an owner: operations, filters, each kind of run page, audit log with the slide-over open, lifecycle, webhooks and a delivery log, a 404", async ({ admin, seeded }) => {
     const { page } = admin;
     await signIn(page, seeded.ws.ownerEmail);
     const pages: Array<[string, string]> = [
@@ -46,12 +47,24 @@ describe("every admin page (browser): axe-core, CSP, screenshots", () => {
       ["/admin/audit-log", "audit-log"],
       [`/admin/audit-log?event=${seeded.runs.failed.events[1]!.id}`, "audit-log-slideover"],
       ["/admin/lifecycle", "lifecycle"],
+      ["/admin/settings/webhooks", "settings-webhooks"],
+      [`/admin/settings/webhooks/${seeded.webhookEndpointId}`, "settings-webhook-deliveries"],
       ["/admin/operations/run_00000000000000000000000000", "not-found"],
     ];
     for (const [path, name] of pages) {
       await page.goto(path);
       await page.locator("main#main").waitFor();
       if (name.startsWith("run-")) await page.locator("details.diagnostics").evaluate((d) => ((d as HTMLDetailsElement).open = true));
+      if (name === "settings-webhooks") expect(await page.locator("tr[data-endpoint-id]").count(), name).toBe(1);
+      if (name === "settings-webhook-deliveries") {
+        expect(await page.locator("tr[data-webhook-id]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-status"))), name).toEqual([
+          "failed",
+          "pending",
+          "delivered",
+        ]);
+        // Each delivery's tries, opened: their content is scanned and in the screenshot too.
+        await page.locator("tr[data-webhook-id] details").evaluateAll((all) => all.forEach((d) => ((d as HTMLDetailsElement).open = true)));
+      }
       await expectAccessible(page, name);
       // htmx injected no <style> (the CSP would block it); its indicator rule is the stylesheet's.
       const styles = await page.evaluate(() => ({

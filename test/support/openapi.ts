@@ -77,14 +77,20 @@ export function parameterSchema(op: Operation, where: "query" | "header" | "path
 /**
  * Assert that `res` is an answer `op` documents: its status is listed, its
  * media type is the one listed for that status, its JSON body validates
- * against the listed schema, and the headers the document names are there
- * when it says they are required. Returns the body.
+ * against the listed schema (or there is no body, where the document lists
+ * no content), and the headers the document names are there when it says
+ * they are required. Returns the body.
  */
 export async function expectDocumentedAnswer(doc: OpenApiDocument, op: Operation, res: Response): Promise<unknown> {
   const documented = op.responses[String(res.status)];
   const text = await res.text();
   expect(documented, `status ${res.status} is not documented; body: ${text.slice(0, 300)}`).toBeDefined();
   if (!documented) return undefined;
+  if (!documented.content) {
+    // Documented without content (a 204): the answer has no body either.
+    expect(text, `${res.status} is documented without a body`).toBe("");
+    return undefined;
+  }
   const contentType = (res.headers.get("content-type") ?? "").split(";")[0]?.trim() ?? "";
   const media = documented.content?.[contentType];
   expect(media, `${res.status} answered ${contentType}, documented: ${Object.keys(documented.content ?? {}).join(", ")}`).toBeDefined();

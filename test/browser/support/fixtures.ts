@@ -362,3 +362,60 @@ export function runsSql<K extends RunKind>(workspaceId: string, kinds: readonly 
   }
   return { runs, sql: lines.join("\n") + "\n" };
 }
+
+/**
+ * One webhook endpoint of `workspaceId` and a delivery of each state in its
+ * log, for the completed runs `runIds` (oldest first: delivered, retrying with
+ * two failed tries, given up), shaped as src/webhooks/deliver.ts leaves them.
+ */
+export function webhooksSql(workspaceId: string, runIds: [string, string, string]): { endpointId: string; url: string; sql: string } {
+  const now = Date.now();
+  const endpointId = `whe_${ulid(now - 3_600_000)}`;
+  const url = "https://hooks.example.com/oplife/completed";
+  const lines = [
+    insert("webhook_endpoints", {
+      id: endpointId,
+      workspace_id: workspaceId,
+      url,
+      description: "Billing sync",
+      event_types: JSON.stringify(["run.completed"]),
+      secret: `whsec_${randomBytes(32).toString("base64")}`,
+      created_at: now - 3_600_000,
+    }),
+  ];
+  const failedTry = (attempt: number, at: number) => ({ attempt, at, statusCode: 503, error: "Answered HTTP 503.", excerpt: "upstream unavailable" });
+  const deliveries = [
+    { status: "delivered", attempts: 1, next: null, code: 200, error: null, tries: [{ attempt: 1, at: now - 1_800_000, statusCode: 200, error: null, excerpt: null }] },
+    { status: "pending", attempts: 2, next: now + 120_000, code: 503, error: "Answered HTTP 503.", tries: [failedTry(1, now - 600_000), failedTry(2, now - 60_000)] },
+    {
+      status: "failed",
+      attempts: 2,
+      next: null,
+      code: null,
+      error: "No answer within 10000 ms.",
+      tries: [failedTry(1, now - 300_000), { attempt: 2, at: now - 30_000, statusCode: null, error: "No answer within 10000 ms.", excerpt: null }],
+    },
+  ] as const;
+  deliveries.forEach((d, i) => {
+    const created = now - 1_800_000 + i * 60_000;
+    lines.push(
+      insert("webhook_deliveries", {
+        message_id: `msg_${ulid(created)}`,
+        endpoint_id: endpointId,
+        workspace_id: workspaceId,
+        run_id: runIds[i]!,
+        event_type: "run.completed",
+        payload: JSON.stringify({ type: "run.completed", timestamp: new Date(created).toISOString(), data: { runId: runIds[i] } }),
+        status: d.status,
+        attempts: d.attempts,
+        next_attempt_at: d.next,
+        last_status_code: d.code,
+        last_error: d.error,
+        attempt_log: JSON.stringify(d.tries),
+        created_at: created,
+        updated_at: now,
+      }),
+    );
+  });
+  return { endpointId, url, sql: lines.join("\n") + "\n" };
+}
