@@ -23,7 +23,7 @@ import { ENDPOINT_ID, MESSAGE_ID } from "../webhooks/messages";
 
 export const createRunBody = z
   .object({
-    type: z.string().min(1).max(200).openapi({ description: "A registered operation type (see GET /api/v1/policies).", example: "demo.work" }),
+    type: z.string().min(1).max(200).openapi({ description: "A registered operation type (see GET /api/v1/policies).", example: "http.export" }),
     input: z.unknown().optional().openapi({ description: "The type's input, checked against its schema (422 with errors[].path when it fails)." }),
   })
   .strict()
