@@ -71,7 +71,9 @@ describe("cancel from the run page (browser)", () => {
     // The page's own refresh shows the end: the tracker ended it at the grace.
     await expect.poll(() => summary.getAttribute("data-display"), { timeout: END_DEADLINE_MS, interval: 500 }).toBe("cancelled");
     expect(await summary.getAttribute("data-label")).toBe(`Cancelled by ${ws.workspace.ownerEmail}`);
-    expect((await page.locator("#timeline .timeline__what").allInnerTexts()).map((t) => t.trim())).toEqual([
+    // A re-dispatch before the claim ("Dispatched again") happens only on a slow machine: not part of what is asserted.
+    const timeline = (await page.locator("#timeline .timeline__what").allInnerTexts()).map((t) => t.trim());
+    expect(timeline.filter((t) => !t.startsWith("Dispatched again"))).toEqual([
       "Queued",
       "Attempt started",
       "Cancel requested",

@@ -18,8 +18,12 @@ import { expectNoProblems, localWorker, screenshot, SETTLE_MS, signIn, test as i
 // sees progress go from 0 to a value in between to done.
 const INPUT = { steps: 70, stepMs: 750 };
 const POLL_INTERVAL_MS = 2_000;
-/** How long the ~52 s run may take to finish on a busy machine before the test gives up on it. */
-const FINISH_DEADLINE_MS = 200_000;
+/**
+ * How long the ~52 s run may take to finish on a busy machine before the test
+ * gives up on it: on an overloaded machine an attempt can miss its 5 s
+ * heartbeat timeout, and the run then finishes on its next attempt.
+ */
+const FINISH_DEADLINE_MS = 400_000;
 
 interface Seen {
   display: string | null;
@@ -28,7 +32,7 @@ interface Seen {
 }
 
 describe("operations page live progress (browser)", () => {
-  it("shows a running run's progress advancing, then Succeeded, then stops polling", async ({ admin }) => {
+  it("shows a running run's progress advancing, then Succeeded, then stops polling", { timeout: FINISH_DEADLINE_MS + 120_000 }, async ({ admin }) => {
     expect(DEFAULT_SETTINGS.heartbeatFlushIntervalMs).toBeLessThan(INPUT.steps * INPUT.stepMs);
     expect(INPUT.steps * INPUT.stepMs).toBeLessThan(DEMO_POLICY.timeoutMs);
     const { page } = admin;
@@ -69,18 +73,21 @@ describe("operations page live progress (browser)", () => {
         shotMidRun = true;
         await screenshot(page, "operations-live-progress-running");
       }
-      if (now.display !== "queued" && now.display !== "running") break;
+      // Retrying is still live: a lost attempt on a loaded machine is retried, not the end.
+      if (now.display !== "queued" && now.display !== "running" && now.display !== "retrying") break;
       expect(Date.now(), `the run did not finish in time; seen: ${JSON.stringify(seen)}`).toBeLessThan(until);
       await page.waitForTimeout(200);
     }
 
-    const running = seen.filter((s) => s.display === "running").map((s) => s.processed);
+    // The attempt that succeeded: what was seen after the last retry, if one happened.
+    const lastAttempt = seen.slice(seen.findLastIndex((s) => s.display === "retrying") + 1);
+    const running = lastAttempt.filter((s) => s.display === "running").map((s) => s.processed);
     const midRun = running.filter((p) => p > 0 && p < INPUT.steps);
     expect(seen.at(-1), JSON.stringify(seen)).toEqual({ display: "succeeded", processed: INPUT.steps, total: INPUT.steps });
     // One flush every 30 s: at least one value strictly between 0 and done while running.
     expect(midRun.length, `mid-run progress seen: ${JSON.stringify(seen)}`).toBeGreaterThanOrEqual(1);
-    // Progress only ever moves forward.
-    const processed = seen.map((s) => s.processed);
+    // Progress only ever moves forward within an attempt.
+    const processed = lastAttempt.map((s) => s.processed);
     expect(processed, JSON.stringify(seen)).toEqual([...processed].sort((a, b) => a - b));
     expect((await row.locator(".badge").innerText()).trim()).toMatch(/Succeeded$/);
 

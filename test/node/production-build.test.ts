@@ -1,7 +1,7 @@
 /**
  * What `wrangler deploy` bundles (wrangler.toml's `main`, src/index.ts),
- * running under a real `wrangler dev`: it registers no demo type, and
- * nothing breaks with a registry that production may leave empty — the API's
+ * running under a real `wrangler dev`: it registers no demo type (only
+ * production's http.export), and nothing breaks without it — the API's
  * policies and run creation, the admin's pages, the cron sweep. The local
  * build's extras (src/index.local.ts) are everywhere else in the tests; this
  * file is the one place the production entry itself serves.
@@ -31,20 +31,20 @@ describe("the production build", () => {
     await rt?.stop();
   }, MIN);
 
-  it("refuses demo.work as an unknown type (422), saying no type is registered, and records nothing", async () => {
+  it("refuses demo.work as an unknown type (422), naming production's types, and records nothing", async () => {
     const res = await api("/runs", { method: "POST", body: JSON.stringify({ type: "demo.work", input: { steps: 1, stepMs: 0 } }) });
     expect(res.status).toBe(422);
     const problem = (await res.json()) as { errors: Array<{ path: string; message: string }> };
-    expect(problem.errors).toEqual([{ path: "type", message: "no operation type is registered in this deployment" }]);
+    expect(problem.errors).toEqual([{ path: "type", message: "must be one of: http.export" }]);
     const rows = await d1Execute(rt.dev.persistTo, "SELECT COUNT(*) AS n FROM operation_runs", WRANGLER_TOML);
     expect(rows).toEqual([{ n: 0 }]);
   });
 
-  it("answers the policies route with no types and a contract that holds", async () => {
+  it("answers the policies route with production's types only (http.export) and a contract that holds", async () => {
     const res = await api("/policies");
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { types: unknown[]; contract: { ok: boolean } };
-    expect(body.types).toEqual([]);
+    const body = (await res.json()) as { types: Array<{ type: string }>; contract: { ok: boolean } };
+    expect(body.types.map((t) => t.type)).toEqual(["http.export"]);
     expect(body.contract.ok).toBe(true);
   });
 
