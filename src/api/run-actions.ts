@@ -18,6 +18,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { z } from "zod";
 import { cancelRun, retryRun } from "./actions";
 import { requireApiToken, type ApiEnv } from "./auth";
+import { readJsonBody } from "./body";
 import { BEARER, documented, json, problemResponses } from "./openapi";
 import { problems } from "./problem";
 import { actionContext } from "./runs";
@@ -32,27 +33,6 @@ const actionBodyLimit = bodyLimit({
     throw problems.tooLarge(MAX_ACTION_BODY_BYTES);
   },
 });
-
-/**
- * An optional JSON body: none (or an empty one) is `{}`; the action checks its
- * fields. 415 for a body that is not JSON, 400 for malformed JSON or a broken upload.
- */
-async function optionalJson(c: Context<ApiEnv>): Promise<unknown> {
-  let text: string;
-  try {
-    text = await c.req.text();
-  } catch {
-    throw problems.unreadableBody();
-  }
-  if (text.trim() === "") return {};
-  const contentType = c.req.header("content-type");
-  if (contentType && !/^application\/(.+\+)?json\b/i.test(contentType)) throw problems.unsupportedMediaType();
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw problems.malformedJson();
-  }
-}
 
 const IDEMPOTENCY_KEY = createRunHeaders.shape["Idempotency-Key"];
 
@@ -92,7 +72,7 @@ documented(
   actionBodyLimit,
   async (c) => {
     const key = idempotencyKeyOf(c);
-    const raw = await optionalJson(c);
+    const raw = await readJsonBody(c, { optional: true });
     const body = retryRunBody.safeParse(raw);
     if (!body.success) {
       throw problems.validation(
@@ -125,7 +105,7 @@ documented(
   requireApiToken,
   actionBodyLimit,
   async (c) => {
-    const raw = await optionalJson(c);
+    const raw = await readJsonBody(c, { optional: true });
     const { run, cancelled } = await cancelRun(actionContext(c), c.req.param("id") ?? "", raw);
     return c.json({ run }, cancelled ? 200 : 202);
   },

@@ -5,7 +5,7 @@ import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { getRun, listRuns, runEvents, startRun, type ActionContext } from "./actions";
 import { requireApiToken, type ApiEnv } from "./auth";
-import { log } from "../log";
+import { readJsonBody, requireJsonContentType, unreadableBody } from "./body";
 import { BEARER, documented, json, jsonBody, problemResponses } from "./openapi";
 import { ApiProblem, problems } from "./problem";
 import {
@@ -36,12 +36,6 @@ const limitBody = bodyLimit({
     throw problems.tooLarge(MAX_BODY_BYTES);
   },
 });
-
-/** A body that breaks while it is read is the client's failure: a 400 and a warning, not an internal error. */
-function unreadableBody(c: Context<ApiEnv>, error: unknown): ApiProblem {
-  log.warn("api.body_unreadable", { method: c.req.method, path: new URL(c.req.url).pathname, workspaceId: c.get("principal").workspaceId, error });
-  return problems.unreadableBody();
-}
 
 /**
  * bodyLimit, with a read failure of a streamed (chunked) body answered as
@@ -81,26 +75,15 @@ documented(
   },
   readBodyWithinLimit,
   async (c) => {
-    const contentType = c.req.header("content-type");
-    if (contentType && !/^application\/(.+\+)?json\b/i.test(contentType)) throw problems.unsupportedMediaType();
+    // Content-Type first: a non-JSON body is a 415 whatever its Idempotency-Key.
+    requireJsonContentType(c);
     const key = c.req.header("idempotency-key");
     if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
       throw problems.badRequest("Idempotency-Key must be 1–255 visible ASCII characters.", [
         { path: "Idempotency-Key", message: "invalid" },
       ]);
     }
-    let text: string;
-    try {
-      text = await c.req.text();
-    } catch (error) {
-      throw unreadableBody(c, error);
-    }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      throw problems.malformedJson();
-    }
+    const raw = await readJsonBody(c);
     const { run, created } = await startRun(actionContext(c), raw, key ?? null);
     c.header("Location", `/api/v1/runs/${run.id}`);
     return c.json({ run }, created ? 202 : 200);

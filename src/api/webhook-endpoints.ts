@@ -11,6 +11,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { z } from "zod";
 import { createEndpoint, MAX_ENDPOINTS_PER_WORKSPACE, deleteEndpoint, endpointDeliveries, getEndpoint, listEndpoints, type DeliveryLogEntry, type WebhookEndpoint } from "../webhooks/endpoints";
 import { requireApiToken, type ApiEnv } from "./auth";
+import { readJsonBody } from "./body";
 import { BEARER, documented, json, jsonBody, problemResponses } from "./openapi";
 import { ApiProblem, problems } from "./problem";
 import {
@@ -83,21 +84,7 @@ documented(
     },
   }),
   async (c) => {
-    const contentType = c.req.header("content-type");
-    if (contentType && !/^application\/(.+\+)?json\b/i.test(contentType)) throw problems.unsupportedMediaType();
-    let text: string;
-    try {
-      text = await c.req.text();
-    } catch {
-      // A body that broke while it was read (a dropped upload) is the client's to send again.
-      throw problems.unreadableBody();
-    }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      throw problems.malformedJson();
-    }
+    const raw = await readJsonBody(c);
     const body = createWebhookEndpointBody.safeParse(raw);
     if (!body.success) throw problems.validation("The request body is not a webhook endpoint.", fieldErrors(body.error));
     const principal = c.get("principal");
