@@ -8,12 +8,12 @@
 import { DEFAULT_SETTINGS, DISPLAY_STATES, type DisplayStateKind } from "../lifecycle";
 import { registeredPolicies } from "../operations";
 import { displayStateCondition, listRunsQuery, minIdAt, RUN_COLUMNS, rowToRecord, type RunRecord, type RunRow, type SqlFragment } from "../runs";
+import type { D1Reader } from "../db/read-session";
 import { anyOf, DISPLAY_GROUPS, tilesOf, tilesStatements, type Tiles } from "./tiles";
 
 export { DISPLAY_GROUPS, type Tiles } from "./tiles";
 
-/** What the admin reads through: the D1 binding or a D1 session (read replicas, src/admin/read-session.ts). */
-export type D1Reader = Pick<D1Database, "prepare" | "batch">;
+export type { D1Reader } from "../db/read-session";
 
 export type DisplayFilter = DisplayStateKind | keyof typeof DISPLAY_GROUPS;
 export const DISPLAY_FILTERS: [DisplayFilter, ...DisplayFilter[]] = ["active", "stale", "failures", ...DISPLAY_STATES];

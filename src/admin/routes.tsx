@@ -10,9 +10,8 @@ import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { DEFAULT_SETTINGS } from "../lifecycle";
 import { getOperation, operationTypes } from "../operations";
-import { ACTOR_KINDS, getAuditEvent, listAuditEvents, retriesOf, runTimeline } from "../runs";
+import { ACTOR_KINDS, getAuditEvent, listAuditEvents, retriesOf, runInWorkspace, runTimeline } from "../runs";
 import { runtimeContract } from "../contract-runtime";
-import { runServiceFor } from "../run-service";
 import { log } from "../log";
 import { can } from "./auth/capabilities";
 import { authMode } from "./auth/mode";
@@ -21,7 +20,7 @@ import { endSession, startSession } from "./auth/session";
 import { AdminHttpError, requireCapability, requireViewer, selectWorkspace, type AdminDeps, type AdminEnv } from "./auth/viewer";
 import { parsePollState, pollOperations, pollStateQuery, stateAfterPage } from "./live";
 import { DISPLAY_FILTERS, operationsPage, type OperationsFilter } from "./queries";
-import { adminReadSession } from "./read-session";
+import { readSession } from "../db/read-session";
 import { createSettings } from "./settings/routes";
 import { canActOnRuns, createRunActions } from "./run-actions";
 import { adminSecureHeaders } from "./security";
@@ -197,7 +196,7 @@ export function createAdmin(deps: AdminDeps = {}) {
   admin.get("/operations", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
     const { oq, cursor, searchError } = readOperationsQuery(c);
-    const session = adminReadSession(c.env.DB);
+    const session = readSession(c.env.DB);
     const page = await operationsPage(session, c.get("viewer").current.workspaceId, pageFilter(oq, cursor, now), now);
     const poll = { state: stateAfterPage(page.changeToken, page, 0), bookmark: session.getBookmark() };
     return c.html(
@@ -211,7 +210,7 @@ export function createAdmin(deps: AdminDeps = {}) {
     const now = Date.now();
     const { oq } = readOperationsQuery(c);
     const raw = c.req.query();
-    const session = adminReadSession(c.env.DB, raw.b);
+    const session = readSession(c.env.DB, raw.b);
     const prev = parsePollState(pollStateQuery.parse(raw));
     const answer = await pollOperations(session, c.get("viewer").current.workspaceId, pageFilter(oq, undefined, now), prev, now);
     const poll = { state: answer.state, bookmark: session.getBookmark() };
@@ -223,23 +222,24 @@ export function createAdmin(deps: AdminDeps = {}) {
   admin.get("/operations/more", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
     const { oq, cursor } = readOperationsQuery(c);
-    const page = await operationsPage(adminReadSession(c.env.DB), c.get("viewer").current.workspaceId, pageFilter(oq, cursor, now), now);
+    const page = await operationsPage(readSession(c.env.DB), c.get("viewer").current.workspaceId, pageFilter(oq, cursor, now), now);
     return c.html(<MoreRows page={page} q={oq} now={now} showDiagnostics={showDiagnostics(c)} />);
   });
 
   const loadRun = async (c: Context<AdminEnv>) => {
     const id = c.req.param("id") ?? "";
-    const run = RUN_ID.test(id) ? await runServiceFor(c.env.DB).get(c.get("viewer").current.workspaceId, id) : null;
+    const db = readSession(c.env.DB);
+    const run = RUN_ID.test(id) ? await runInWorkspace(db, c.get("viewer").current.workspaceId, id) : null;
     if (!run) throw new AdminHttpError(404, "Run not found", "There is no such run in this workspace.");
-    return run;
+    return { run, db };
   };
 
   admin.get("/operations/:id", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
-    const run = await loadRun(c);
+    const { run, db } = await loadRun(c);
     const [events, retries] = await Promise.all([
-      runTimeline(c.env.DB, run.workspaceId, run.id),
-      retriesOf(c.env.DB, run.workspaceId, [run.id]),
+      runTimeline(db, run.workspaceId, run.id),
+      retriesOf(db, run.workspaceId, [run.id]),
     ]);
     const viewer = c.get("viewer");
     return c.html(
@@ -251,8 +251,8 @@ export function createAdmin(deps: AdminDeps = {}) {
 
   admin.get("/operations/:id/live", requireCapability("runs:read"), async (c) => {
     const now = Date.now();
-    const run = await loadRun(c);
-    const events = await runTimeline(c.env.DB, run.workspaceId, run.id);
+    const { run, db } = await loadRun(c);
+    const events = await runTimeline(db, run.workspaceId, run.id);
     return c.html(
       <>
         <RunSummary run={run} now={now} showDiagnostics={showDiagnostics(c)} canAct={canActOnRuns(c)} />
@@ -278,15 +278,16 @@ export function createAdmin(deps: AdminDeps = {}) {
     const now = Date.now();
     const { aq, cursor, event } = readAuditQuery(c);
     const ws = c.get("viewer").current.workspaceId;
+    const db = readSession(c.env.DB);
     const [page, open] = await Promise.all([
-      listAuditEvents(c.env.DB, ws, {
+      listAuditEvents(db, ws, {
         limit: PAGE_SIZE,
         ...(aq.action ? { action: aq.action } : {}),
         ...(aq.actor ? { actorKind: aq.actor } : {}),
         ...(aq.run ? { runId: aq.run } : {}),
         ...(cursor ? { before: cursor } : {}),
       }),
-      event ? getAuditEvent(c.env.DB, ws, event) : Promise.resolve(null),
+      event ? getAuditEvent(db, ws, event) : Promise.resolve(null),
     ]);
     if (event && !open) throw new AdminHttpError(404, "Event not found", "There is no such event in this workspace.");
     return c.html(
@@ -298,7 +299,7 @@ export function createAdmin(deps: AdminDeps = {}) {
 
   admin.get("/audit-log/events/:id", requireCapability("audit:read"), async (c) => {
     const id = c.req.param("id");
-    const e = EVENT_ID.test(id) ? await getAuditEvent(c.env.DB, c.get("viewer").current.workspaceId, id) : null;
+    const e = EVENT_ID.test(id) ? await getAuditEvent(readSession(c.env.DB), c.get("viewer").current.workspaceId, id) : null;
     if (!e) throw new AdminHttpError(404, "Event not found", "There is no such event in this workspace.");
     const { aq } = readAuditQuery(c);
     return c.html(<EventDetail e={e} q={aq} />);

@@ -16,7 +16,8 @@ import { registeredPolicies } from "../operations";
 import { enqueueRun } from "../queue/producer";
 import { checkRetry, checkRunRequest, type RunRequestCheck } from "../run-request";
 import { runServiceFor } from "../run-service";
-import { displayStateCondition, listRuns as queryRuns, runTimeline } from "../runs";
+import { readSession } from "../db/read-session";
+import { displayStateCondition, listRuns as queryRuns, runInWorkspace, runTimeline } from "../runs";
 import type { ApiPrincipal } from "./auth";
 import { ApiProblem, problems } from "./problem";
 import { requireRunCreationAllowed } from "./rate-limit";
@@ -204,9 +205,10 @@ export async function cancelRun(ctx: ActionContext, runId: string, raw: unknown)
  *   workspace's run is indistinguishable from a missing one).
  */
 export async function getRun(ctx: ActionContext, runId: string): Promise<{ run: RunJson }> {
-  const run = await runServiceFor(ctx.env.DB).get(ctx.principal.workspaceId, runId);
+  const db = readSession(ctx.env.DB);
+  const run = await runInWorkspace(db, ctx.principal.workspaceId, runId);
   if (!run) throw problems.notFound("run");
-  const [json] = await runsJson(ctx.env.DB, run.workspaceId, [run], Date.now());
+  const [json] = await runsJson(db, run.workspaceId, [run], Date.now());
   return { run: json! };
 }
 
@@ -217,9 +219,10 @@ export async function getRun(ctx: ActionContext, runId: string): Promise<{ run: 
  */
 export async function runEvents(ctx: ActionContext, runId: string): Promise<{ events: RunEventJson[] }> {
   const { workspaceId } = ctx.principal;
-  const run = await runServiceFor(ctx.env.DB).get(workspaceId, runId);
+  const db = readSession(ctx.env.DB);
+  const run = await runInWorkspace(db, workspaceId, runId);
   if (!run) throw problems.notFound("run");
-  const events = await runTimeline(ctx.env.DB, workspaceId, runId);
+  const events = await runTimeline(db, workspaceId, runId);
   return { events: events.map(eventJson) };
 }
 
@@ -248,7 +251,8 @@ export async function listRuns(ctx: ActionContext, query: unknown): Promise<{ ru
   if (!q.success) throw problems.badRequest("Invalid query parameters.", fieldErrors(q.error));
   const now = Date.now();
   const { status, type, display, limit, cursor } = q.data;
-  const page = await queryRuns(ctx.env.DB, ctx.principal.workspaceId, {
+  const db = readSession(ctx.env.DB);
+  const page = await queryRuns(db, ctx.principal.workspaceId, {
     limit,
     ...(status ? { status } : {}),
     ...(type ? { type } : {}),
@@ -256,7 +260,7 @@ export async function listRuns(ctx: ActionContext, query: unknown): Promise<{ ru
     ...(display ? { where: displayStateCondition(display, registeredPolicies(), DEFAULT_SETTINGS, now) } : {}),
   });
   return {
-    runs: await runsJson(ctx.env.DB, ctx.principal.workspaceId, page.runs, now),
+    runs: await runsJson(db, ctx.principal.workspaceId, page.runs, now),
     nextCursor: page.nextCursor ? encodeCursor(page.nextCursor) : null,
   };
 }

@@ -1,6 +1,7 @@
 import { reasonFamily } from "../lifecycle";
 import { displayStateOf } from "../run-service";
 import { retriesOf, type AuditEvent, type RunRecord } from "../runs";
+import type { D1Reader } from "../db/read-session";
 import type { RunEventJson, RunJson } from "./schemas";
 
 function iso(ms: number): string;
@@ -57,7 +58,7 @@ export function runJson(run: RunRecord, now: number, retriedBy: readonly string[
 }
 
 /** `runJson` of each run, with their retries read in one query. */
-export async function runsJson(db: D1Database, workspaceId: string, runs: readonly RunRecord[], now: number): Promise<RunJson[]> {
+export async function runsJson(db: D1Reader, workspaceId: string, runs: readonly RunRecord[], now: number): Promise<RunJson[]> {
   const retries = await retriesOf(db, workspaceId, runs.map((r) => r.id));
   return runs.map((r) => runJson(r, now, retries.get(r.id) ?? []));
 }

@@ -4,6 +4,7 @@
  * workspace, so another workspace's events do not exist for the caller.
  */
 import { AUDIT_COLUMNS, actorKind, type ActorKind } from "./audit";
+import type { D1Reader } from "../db/read-session";
 import type { JsonValue } from "./records";
 
 export interface AuditEvent {
@@ -52,7 +53,7 @@ function toEvent(r: AuditRow): AuditEvent {
 }
 
 /** One run's events in the order they happened (uses audit_events_subject_idx). */
-export async function runTimeline(db: D1Database, workspaceId: string, runId: string): Promise<AuditEvent[]> {
+export async function runTimeline(db: D1Reader, workspaceId: string, runId: string): Promise<AuditEvent[]> {
   const res = await db
     .prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE subject_type = 'run' AND subject_id = ? AND workspace_id = ? ORDER BY id LIMIT 500`)
     .bind(runId, workspaceId)
@@ -71,7 +72,7 @@ export interface AuditFilter {
 
 /** A workspace's events newest first (uses audit_events_workspace_id_idx, or the subject index for one run). */
 export async function listAuditEvents(
-  db: D1Database,
+  db: D1Reader,
   workspaceId: string,
   f: AuditFilter,
 ): Promise<{ events: AuditEvent[]; nextCursor: string | null; rowsRead: number }> {
@@ -108,7 +109,7 @@ export async function listAuditEvents(
 }
 
 /** One event, scoped by workspace. */
-export async function getAuditEvent(db: D1Database, workspaceId: string, id: string): Promise<AuditEvent | null> {
+export async function getAuditEvent(db: D1Reader, workspaceId: string, id: string): Promise<AuditEvent | null> {
   const row = await db
     .prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE id = ? AND workspace_id = ?`)
     .bind(id, workspaceId)

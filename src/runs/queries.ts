@@ -3,6 +3,7 @@
  * `test/runs/query-plan.test.ts` holds them to it with EXPLAIN QUERY PLAN.
  */
 import type { RunStatus } from "../lifecycle";
+import type { D1Reader } from "../db/read-session";
 import { RUN_COLUMNS, rowToRecord, type RunRecord, type RunRow } from "./records";
 
 
@@ -75,7 +76,7 @@ export function listRunsQuery(workspaceId: string, f: ListRunsFilter): { sql: st
 }
 
 export async function listRuns(
-  db: D1Database,
+  db: D1Reader,
   workspaceId: string,
   f: ListRunsFilter,
 ): Promise<{ runs: RunRecord[]; nextCursor: string | null; rowsRead: number }> {
@@ -88,4 +89,13 @@ export async function listRuns(
     nextCursor: more && rows.length > 0 ? rows[rows.length - 1]!.id : null,
     rowsRead: res.meta.rows_read,
   };
+}
+
+/** A run as a member of `workspaceId` sees it: another workspace's run does not exist (primary key, then the workspace). */
+export async function runInWorkspace(db: D1Reader, workspaceId: string, runId: string): Promise<RunRecord | null> {
+  const row = await db
+    .prepare(`SELECT ${RUN_COLUMNS} FROM operation_runs WHERE id = ? AND workspace_id = ?`)
+    .bind(runId, workspaceId)
+    .first<RunRow>();
+  return row ? rowToRecord(row) : null;
 }

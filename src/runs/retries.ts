@@ -5,6 +5,7 @@
  * `operation_runs_retry_of_idx (retry_of, id) WHERE retry_of IS NOT NULL`.
  */
 
+import type { D1Reader } from "../db/read-session";
 /** At most this many retries are listed per run (newest first): a page, not an unbounded list. */
 export const MAX_RETRIES_LISTED = 20;
 
@@ -24,7 +25,7 @@ export const RETRIES_OF_SQL = `SELECT id, retry_of FROM operation_runs
  * whatever the number of ids (passed as one JSON array: D1 binds at most 100
  * parameters per statement), reading only rows that are retries of them.
  */
-export async function retriesOf(db: D1Database, workspaceId: string, runIds: readonly string[]): Promise<Map<string, string[]>> {
+export async function retriesOf(db: D1Reader, workspaceId: string, runIds: readonly string[]): Promise<Map<string, string[]>> {
   const found = new Map<string, string[]>();
   if (runIds.length === 0) return found;
   const res = await db

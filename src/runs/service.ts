@@ -36,6 +36,7 @@ import { announceDeliveries, endpointIdsOf, outboxInsertFor } from "../webhooks/
 import { AUDIT_COLUMNS, insertAuditEvent, insertAuditEventIfWon, type Actor } from "./audit";
 import { countFailureIfWon } from "./failure-counts";
 import { newEventId, newRunId } from "./ids";
+import { runInWorkspace } from "./queries";
 import { RUN_COLUMNS, rowToRecord, stateOf, type Diagnostics, type RunRecord, type RunRow } from "./records";
 
 export type RunAnswer =
@@ -144,12 +145,8 @@ export class RunService {
   }
 
   /** A run as a member of `workspaceId` sees it: another workspace's run does not exist. */
-  async get(workspaceId: string, runId: string): Promise<RunRecord | null> {
-    const row = await this.db
-      .prepare(`SELECT ${RUN_COLUMNS} FROM operation_runs WHERE id = ? AND workspace_id = ?`)
-      .bind(runId, workspaceId)
-      .first<RunRow>();
-    return row ? rowToRecord(row) : null;
+  get(workspaceId: string, runId: string): Promise<RunRecord | null> {
+    return runInWorkspace(this.db, workspaceId, runId);
   }
 
   /** The run an earlier create with this Idempotency-Key made in `workspaceId`, if any. */

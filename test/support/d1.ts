@@ -226,3 +226,43 @@ export function batchRecorder(db: D1Database = env.DB): { db: D1Database; batche
   });
   return { db: wrapped, batches };
 }
+
+/** One statement the Worker prepared: its SQL and, when it went through a D1 session, the session's constraint. */
+export interface PreparedRead {
+  sql: string;
+  session: string | null;
+}
+
+/**
+ * The real D1, recording every statement prepared on it or on its sessions,
+ * with the session's constraint (`first-primary`, a bookmark): which reads
+ * could go to a replica once read replication is on.
+ */
+export function sessionRecorder(db: D1Database = env.DB): { db: D1Database; prepared: PreparedRead[] } {
+  const prepared: PreparedRead[] = [];
+  const wrapped = new Proxy(db, {
+    get(target, prop) {
+      if (prop === "prepare") {
+        return (sql: string) => {
+          prepared.push({ sql, session: null });
+          return target.prepare(sql);
+        };
+      }
+      if (prop === "withSession") {
+        return (constraint?: string) => {
+          const session = target.withSession(constraint);
+          return {
+            prepare: (sql: string) => {
+              prepared.push({ sql, session: constraint ?? "first-unconstrained" });
+              return session.prepare(sql);
+            },
+            batch: <T>(statements: D1PreparedStatement[]) => session.batch<T>(statements),
+            getBookmark: () => session.getBookmark(),
+          };
+        };
+      }
+      return forward(target, prop);
+    },
+  });
+  return { db: wrapped, prepared };
+}
