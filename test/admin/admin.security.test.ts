@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { makeWorkspace, runService } from "../support/fixtures";
-import { d1WithFailingBatch } from "../support/d1";
+import { d1FailingPrepare, d1WithFailingBatch } from "../support/d1";
 import {
   accessEnv,
   accessFetcher,
@@ -290,19 +290,7 @@ describe("errors say nothing of internals", () => {
     vi.spyOn(console, "error").mockImplementation(() => undefined);
     const s = await signedInWorkspace();
     // Auth lookups go to users/memberships; only the run read (by id and workspace) fails.
-    const real = devEnv().DB;
-    const db = new Proxy(real, {
-      get(target, prop) {
-        if (prop === "prepare") {
-          return (sql: string) => {
-            if (sql.includes("FROM operation_runs")) throw new Error(`SQLITE_BUSY while reading ${s.failed}`);
-            return target.prepare(sql);
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const db = d1FailingPrepare((sql) => sql.includes("FROM operation_runs"), () => new Error(`SQLITE_BUSY while reading ${s.failed}`), devEnv().DB);
     s.owner.bindings = devEnv({ DB: db });
     const res = await s.owner.get(`/admin/operations/${s.failed}`);
     const body = await res.text();

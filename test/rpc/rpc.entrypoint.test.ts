@@ -12,6 +12,7 @@ import { describe, expect, it, vi } from "vitest";
 import { OplifeRpc, type RpcProblem } from "../../src/rpc/entrypoint";
 import { DEMO_BODY, apiClient, call, postInit, runsInWorkspace, seedToken } from "../support/api";
 import { DEMO_INPUT } from "../support/demo";
+import { d1FailingPrepare } from "../support/d1";
 import { makeWorkspace } from "../support/fixtures";
 import { eventsOf, storedRow } from "../support/runs";
 
@@ -212,18 +213,7 @@ describe("OplifeRpc on an unexpected failure", () => {
   it("answers a bare 500 problem and logs one line; no raw error crosses the binding", async () => {
     const client = await apiClient("rpc-500");
     // D1 answers the token lookup, then fails the run's read as an outage would.
-    const db = new Proxy(env.DB, {
-      get(target, prop) {
-        if (prop === "prepare") {
-          return (sql: string) => {
-            if (sql.includes("operation_runs")) throw new Error("injected: D1_ERROR secret-detail");
-            return target.prepare(sql);
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const db = d1FailingPrepare((sql) => sql.includes("operation_runs"), () => new Error("injected: D1_ERROR secret-detail"));
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
     const direct = new OplifeRpc(createExecutionContext(), { ...env, DB: db });
     const problem = problemOf(await direct.get(client.token, "run_01JH0000000000000000000000"));

@@ -266,3 +266,27 @@ export function sessionRecorder(db: D1Database = env.DB): { db: D1Database; prep
   });
   return { db: wrapped, prepared };
 }
+
+/**
+ * The real D1 where preparing a statement whose SQL matches `fails` throws
+ * `error` (on the binding and on its sessions alike), as an outage of those
+ * reads would; every other statement runs.
+ */
+export function d1FailingPrepare(fails: (sql: string) => boolean, error: () => Error, db: D1Database = env.DB): D1Database {
+  const prepare = (target: Pick<D1Database, "prepare">) => (sql: string) => {
+    if (fails(sql)) throw error();
+    return target.prepare(sql);
+  };
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === "prepare") return prepare(target);
+      if (prop === "withSession") {
+        return (constraint?: string) => {
+          const session = target.withSession(constraint);
+          return { prepare: prepare(session), batch: <T>(s: D1PreparedStatement[]) => session.batch<T>(s), getBookmark: () => session.getBookmark() };
+        };
+      }
+      return forward(target, prop);
+    },
+  });
+}
