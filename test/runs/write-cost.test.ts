@@ -44,11 +44,11 @@ describe("rows written per transition", () => {
     const run = created.value.run;
     // The answer is the row as stored (RETURNING), not a second read.
     expect(run).toMatchObject({ id: expect.stringMatching(/^run_/), workspaceId: ws, status: "queued", attempt: 0 });
-    expect(created.cost).toMatchObject({ rowsWritten: 10, roundTrips: 1 });
+    expect(created.cost).toMatchObject({ rowsWritten: 8, roundTrips: 1 });
 
     const claimed = await cost(() => svc.claim(run.id, 1, 1));
     expect(claimed.value.ok).toBe(true);
-    expect(claimed.cost.rowsWritten).toBe(6);
+    expect(claimed.cost.rowsWritten).toBe(4);
 
     const flushed = await cost(() => svc.heartbeat({ runId: run.id, type: DEMO, attempt: 1, force: true, at: Date.now() + 1 }));
     expect(flushed.value).toEqual({ ok: true, flushed: true });
@@ -56,7 +56,7 @@ describe("rows written per transition", () => {
 
     const completed = await cost(() => svc.complete(run.id, 1, { outcome: "succeeded" }));
     expect(completed.value.ok).toBe(true);
-    expect(completed.cost.rowsWritten).toBe(6);
+    expect(completed.cost.rowsWritten).toBe(4);
   });
 
   it("a minute of heartbeats at demo.work's 1 s interval writes at most 4 rows (2 flushes of the row and its deadline entry)", async () => {
@@ -83,7 +83,7 @@ describe("rows written per transition", () => {
     const { svc, cost } = metered();
     const keyed = await cost(() => svc.create({ workspaceId: ws, type: DEMO, input: DEMO_INPUT, initiator: "user:cost", idempotencyKey: "k-1" }));
     expect(keyed.value).toMatchObject({ ok: true, created: true });
-    expect(keyed.cost).toMatchObject({ rowsWritten: 11, roundTrips: 1 });
+    expect(keyed.cost).toMatchObject({ rowsWritten: 9, roundTrips: 1 });
     // The replay finds the first run through the partial index, and writes nothing.
     const replay = await cost(() => svc.create({ workspaceId: ws, type: DEMO, input: DEMO_INPUT, initiator: "user:cost", idempotencyKey: "k-1" }));
     expect(replay.value).toMatchObject({ ok: true, created: false, run: { id: keyed.value.ok ? keyed.value.run.id : "" } });
