@@ -78,6 +78,12 @@ export const adminSessions = sqliteTable(
   (t) => [index("admin_sessions_user_idx").on(t.userId)],
 );
 
+/**
+ * Runs. The table is `WITHOUT ROWID` on `id` (migration 0013, hand-written:
+ * drizzle's sqlite-core has no option for it), so an insert writes the row
+ * and its secondary entries, with no rowid key entry beside them. Every
+ * secondary index ends in `id`, so its entries point at the row by that.
+ */
 export const operationRuns = sqliteTable(
   "operation_runs",
   {

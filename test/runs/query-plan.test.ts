@@ -78,7 +78,7 @@ describe("EXPLAIN QUERY PLAN", () => {
 describe("EXPLAIN QUERY PLAN, retention", () => {
   it("EXPIRED_RUNS_SQL ranges over the primary key below the cutoff's id, in id order", async () => {
     const detail = await plan(EXPIRED_RUNS_SQL, ["run_01", Date.now(), 90]);
-    expect(detail).toEqual([expect.stringMatching(/^SEARCH operation_runs USING INDEX sqlite_autoindex_operation_runs_1 \(id<\?\)$/)]);
+    expect(detail).toEqual([expect.stringMatching(/^SEARCH operation_runs USING PRIMARY KEY \(id<\?\)$/)]);
   });
 
   it("EXPIRED_ORPHAN_EVENTS_SQL ranges over the partial index of non-run events below the cutoff's id", async () => {
