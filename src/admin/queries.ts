@@ -96,8 +96,10 @@ export interface OperationsPage {
  * of the (workspace_id, id) index.
  */
 export function changeTokenStatement(db: D1Reader, workspaceId: string): D1PreparedStatement {
-  return db.prepare("SELECT id FROM audit_events WHERE workspace_id = ? ORDER BY id DESC LIMIT 1").bind(workspaceId);
+  return db.prepare(CHANGE_TOKEN_SQL).bind(workspaceId);
 }
+
+export const CHANGE_TOKEN_SQL = "SELECT id FROM audit_events WHERE workspace_id = ? ORDER BY id DESC LIMIT 1";
 
 /** Rows read by every statement of a batch, as D1 reports them. */
 export function rowsReadOf(results: D1Result[]): number {

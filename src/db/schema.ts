@@ -78,6 +78,12 @@ export const adminSessions = sqliteTable(
   (t) => [index("admin_sessions_user_idx").on(t.userId)],
 );
 
+/**
+ * Runs. The table is `WITHOUT ROWID` on `id` (migration 0013, hand-written:
+ * drizzle's sqlite-core has no option for it), so an insert writes the row
+ * and its secondary entries, with no rowid key entry beside them. Every
+ * secondary index ends in `id`, so its entries point at the row by that.
+ */
 export const operationRuns = sqliteTable(
   "operation_runs",
   {
@@ -144,10 +150,18 @@ export const operationRuns = sqliteTable(
   ],
 );
 
+/**
+ * The audit trail. The table is `WITHOUT ROWID` (migration 0012, hand-written:
+ * drizzle's sqlite-core has no option for it) and clustered on its primary key
+ * (subject_type, subject_id, id), so a subject's timeline in order is the
+ * table itself: an event writes 2 rows (its row and its workspace entry), not
+ * 4 (row, rowid key entry, subject entry, workspace entry). Look an event up
+ * by (workspace_id, id) or by its whole key; `id` alone is no index.
+ */
 export const auditEvents = sqliteTable(
   "audit_events",
   {
-    id: text("id").primaryKey(),
+    id: text("id").notNull(),
     workspaceId: text("workspace_id").notNull().references(() => workspaces.id),
     /** `user:…`, `api-token:…`, `system:tracker`, `system:sweep`, `system:dead-letter`, `system:consumer`. */
     actor: text("actor").notNull(),
@@ -159,11 +173,13 @@ export const auditEvents = sqliteTable(
     createdAt: integer("created_at").notNull(),
   },
   (t) => [
-    // One subject's timeline in order (ids are time-ordered).
-    index("audit_events_subject_idx").on(t.subjectType, t.subjectId, t.id),
-    // A workspace's events newest first, keyset-paginated.
+    // One subject's timeline in order (ids are time-ordered): the clustered key.
+    primaryKey({ columns: [t.subjectType, t.subjectId, t.id] }),
+    // A workspace's events newest first, keyset-paginated; one event by (workspace, id).
     index("audit_events_workspace_id_idx").on(t.workspaceId, t.id),
-    // No index by created_at: ids are time-ordered, so retention walks the primary key.
+    // Retention of events about no run (admin actions, malformed messages), oldest first. Partial:
+    // a run's event writes no entry here (its events go with the run).
+    index("audit_events_other_id_idx").on(t.id).where(sql`${t.subjectType} <> 'run'`),
   ],
 );
 

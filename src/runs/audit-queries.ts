@@ -52,12 +52,15 @@ function toEvent(r: AuditRow): AuditEvent {
   };
 }
 
-/** One run's events in the order they happened (uses audit_events_subject_idx). */
+/** One run's events in order: `?1` the run id, `?2` its workspace. A range of the primary key, which starts with the subject. */
+export const RUN_TIMELINE_SQL = `SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE subject_type = 'run' AND subject_id = ?1 AND workspace_id = ?2 ORDER BY id LIMIT 500`;
+
+/** One event: `?1` its id, `?2` its workspace. One entry of audit_events_workspace_id_idx, then the row by its key. */
+export const AUDIT_EVENT_SQL = `SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE id = ?1 AND workspace_id = ?2`;
+
+/** One run's events in the order they happened (at most 500). */
 export async function runTimeline(db: D1Reader, workspaceId: string, runId: string): Promise<AuditEvent[]> {
-  const res = await db
-    .prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE subject_type = 'run' AND subject_id = ? AND workspace_id = ? ORDER BY id LIMIT 500`)
-    .bind(runId, workspaceId)
-    .all<AuditRow>();
+  const res = await db.prepare(RUN_TIMELINE_SQL).bind(runId, workspaceId).all<AuditRow>();
   return res.results.map(toEvent);
 }
 
@@ -70,12 +73,8 @@ export interface AuditFilter {
   limit: number;
 }
 
-/** A workspace's events newest first (uses audit_events_workspace_id_idx, or the subject index for one run). */
-export async function listAuditEvents(
-  db: D1Reader,
-  workspaceId: string,
-  f: AuditFilter,
-): Promise<{ events: AuditEvent[]; nextCursor: string | null; rowsRead: number }> {
+/** The statement behind listAuditEvents: audit_events_workspace_id_idx, or the primary key for one run. */
+export function listAuditEventsQuery(workspaceId: string, f: AuditFilter): { sql: string; params: unknown[] } {
   const where = ["workspace_id = ?"];
   const params: unknown[] = [workspaceId];
   if (f.runId) {
@@ -96,9 +95,19 @@ export async function listAuditEvents(
     params.push(f.before);
   }
   params.push(f.limit + 1);
+  return { sql: `SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ?`, params };
+}
+
+/** A workspace's events newest first, `f.limit` a page, keyset-paginated by `nextCursor`. */
+export async function listAuditEvents(
+  db: D1Reader,
+  workspaceId: string,
+  f: AuditFilter,
+): Promise<{ events: AuditEvent[]; nextCursor: string | null; rowsRead: number }> {
+  const q = listAuditEventsQuery(workspaceId, f);
   const res = await db
-    .prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ?`)
-    .bind(...params)
+    .prepare(q.sql)
+    .bind(...q.params)
     .all<AuditRow>();
   const rows = res.results.slice(0, f.limit);
   return {
@@ -111,7 +120,7 @@ export async function listAuditEvents(
 /** One event, scoped by workspace. */
 export async function getAuditEvent(db: D1Reader, workspaceId: string, id: string): Promise<AuditEvent | null> {
   const row = await db
-    .prepare(`SELECT ${AUDIT_COLUMNS} FROM audit_events WHERE id = ? AND workspace_id = ?`)
+    .prepare(AUDIT_EVENT_SQL)
     .bind(id, workspaceId)
     .first<AuditRow>();
   return row ? toEvent(row) : null;

@@ -19,9 +19,13 @@ const MAX_IDS = 90;
 /** Expired terminal runs, oldest first: `?1` the smallest id minted at the cutoff, `?2` the cutoff, `?3` the batch size. */
 export const EXPIRED_RUNS_SQL = "SELECT id FROM operation_runs WHERE id < ?1 AND status = 'completed' AND completed_at < ?2 ORDER BY id LIMIT ?3";
 
-/** Events about no run older than the cutoff: `?1` the smallest event id minted at the cutoff, `?2` the batch size. */
+/**
+ * Events about no run older than the cutoff: `?1` the smallest event id minted at the cutoff, `?2`
+ * the batch size. Both halves range over the partial index of non-run events by id
+ * (`audit_events_other_id_idx`, migration 0012): the table's own key starts with the subject.
+ */
 export const EXPIRED_ORPHAN_EVENTS_SQL =
-  "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE id < ?1 AND subject_type <> 'run' ORDER BY id LIMIT ?2)";
+  "DELETE FROM audit_events WHERE subject_type <> 'run' AND id IN (SELECT id FROM audit_events WHERE id < ?1 AND subject_type <> 'run' ORDER BY id LIMIT ?2)";
 
 export async function purgeExpired(
   db: D1Database,

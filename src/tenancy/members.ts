@@ -169,5 +169,9 @@ export function removeMemberSql(m: {
   ];
 }
 
-/** Whether a guarded write won: its event exists exactly then. */
-export const eventExistsSql = (eventId: string): SqlStatement => statement("SELECT count(*) AS won FROM audit_events WHERE id = ?", eventId);
+/**
+ * Whether a guarded write won: its event exists exactly then. Tenancy events are about no run, so
+ * the partial index of those by id finds it (the table's key starts with the subject, migration 0012).
+ */
+export const eventExistsSql = (eventId: string): SqlStatement =>
+  statement("SELECT count(*) AS won FROM audit_events WHERE id = ? AND subject_type <> 'run'", eventId);

@@ -78,13 +78,13 @@ describe("EXPLAIN QUERY PLAN", () => {
 describe("EXPLAIN QUERY PLAN, retention", () => {
   it("EXPIRED_RUNS_SQL ranges over the primary key below the cutoff's id, in id order", async () => {
     const detail = await plan(EXPIRED_RUNS_SQL, ["run_01", Date.now(), 90]);
-    expect(detail).toEqual([expect.stringMatching(/^SEARCH operation_runs USING INDEX sqlite_autoindex_operation_runs_1 \(id<\?\)$/)]);
+    expect(detail).toEqual([expect.stringMatching(/^SEARCH operation_runs USING PRIMARY KEY \(id<\?\)$/)]);
   });
 
-  it("EXPIRED_ORPHAN_EVENTS_SQL ranges over the events' primary key below the cutoff's id", async () => {
+  it("EXPIRED_ORPHAN_EVENTS_SQL ranges over the partial index of non-run events below the cutoff's id", async () => {
     const detail = (await plan(EXPIRED_ORPHAN_EVENTS_SQL, ["evt_01", 90])).join("\n");
-    expect(detail).toMatch(/SEARCH audit_events USING INDEX sqlite_autoindex_audit_events_1 \(id<\?\)/);
-    expect(detail).not.toMatch(/SCAN audit_events(?! USING)/);
+    expect(detail).toMatch(/SEARCH audit_events USING COVERING INDEX audit_events_other_id_idx \(id<\?\)/);
+    expect(detail).not.toMatch(/SCAN audit_events/);
   });
 });
 
