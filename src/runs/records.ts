@@ -158,6 +158,41 @@ export function rowToRecord(row: RunRow): RunRecord {
   };
 }
 
+/**
+ * The row a record was read from, as `rowToRecord`'s inverse (JSON columns
+ * re-serialised): for building the row a write leaves without reading it
+ * back (src/runs/service.ts).
+ */
+export function recordToRow(run: RunRecord): RunRow {
+  return {
+    id: run.id,
+    workspace_id: run.workspaceId,
+    type: run.type,
+    status: run.status,
+    outcome: run.outcome,
+    attempt: run.attempt,
+    max_attempts: run.maxAttempts,
+    input: JSON.stringify(run.input),
+    progress: JSON.stringify(run.progress),
+    created_at: run.createdAt,
+    started_at: run.startedAt,
+    completed_at: run.completedAt,
+    last_heartbeat_at: run.lastHeartbeatAt,
+    deadline_at: run.deadlineAt,
+    reason_code: run.reasonCode,
+    failure_message: run.failureMessage,
+    diagnostics: JSON.stringify(run.diagnostics),
+    reconciled_by: run.reconciledBy,
+    idempotency_key: run.idempotencyKey,
+    initiator: run.initiator,
+    updated_at: run.updatedAt,
+    retry_of: run.retryOf,
+    output: run.output === null ? null : JSON.stringify(run.output),
+    cancel_requested_at: run.cancelRequestedAt,
+    cancel_requested_by: run.cancelRequestedBy,
+  };
+}
+
 export function stateOf(run: RunRecord): RunState {
   return {
     status: run.status,

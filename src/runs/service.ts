@@ -37,7 +37,7 @@ import { AUDIT_COLUMNS, insertAuditEvent, insertAuditEventIfWon, type Actor } fr
 import { countFailureIfWon } from "./failure-counts";
 import { newEventId, newRunId } from "./ids";
 import { runInWorkspace } from "./queries";
-import { RUN_COLUMNS, rowToRecord, stateOf, type Diagnostics, type RunRecord, type RunRow } from "./records";
+import { recordToRow, RUN_COLUMNS, rowToRecord, stateOf, type Diagnostics, type RunRecord, type RunRow } from "./records";
 
 export type RunAnswer =
   | { ok: true; run: RunRecord; transition: Transition }
@@ -654,8 +654,8 @@ export class RunService {
           .prepare(
             `UPDATE operation_runs SET ${set.map(([column]) => `${column} = ?`).join(", ")}
               WHERE id = ? AND status = ? AND attempt = ? AND (? = 0 OR deadline_at IS ?) AND (? IS NULL OR diagnostics = ?)
-                AND cancel_requested_at IS ?
-          RETURNING ${RUN_COLUMNS}`,
+                AND cancel_requested_at IS ?${fromSnapshot ? "" : `
+          RETURNING ${RUN_COLUMNS}`}`,
           )
           .bind(
             ...set.map(([, value]) => value),
@@ -682,12 +682,15 @@ export class RunService {
         }),
         // The admin's failure tiles count from here; guarded like the event (src/runs/failure-counts.ts).
         ...(to.status === "completed" && to.outcome === "failed" ? [countFailureIfWon(this.db, run, to.reasonCode)] : []),
-        ...(outbox ? [prepared(this.db, outbox.statement)] : []),
+        ...(outbox ? [prepared(this.db, outbox.statement), prepared(this.db, outbox.endpoints)] : []),
       ]);
       const update = results[0];
-      const row = update?.results[0];
+      // On the caller's snapshot the row comes from it, not from RETURNING, which D1 bills a row read
+      // per write (the sweep's cost per overdue run): a won compare-and-set fenced on the snapshot's
+      // status, attempt, deadline, diagnostics and cancel flag leaves every column it does not set as read.
+      const row = fromSnapshot ? (update?.meta.changes === 1 ? withColumns(run, set) : undefined) : update?.results[0];
       if (row) {
-        // The outbox insert is the batch's last statement.
+        // The outbox's endpoints read is the batch's last statement.
         if (outbox) await announceDeliveries(this.options.webhooks, outbox.messageId, endpointIdsOf(results[results.length - 1]));
         return { ok: true, run: rowToRecord(row), transition: d };
       }
@@ -782,6 +785,14 @@ function detectorActor(event: LifecycleEvent): string {
     default:
       return "system:tracker";
   }
+}
+
+/** The row `run` becomes once `set` (a won UPDATE's SET list, column → value) is written over it. */
+function withColumns(run: RunRecord, set: [string, string | number | null][]): RunRow {
+  const row: Record<string, string | number | null> = { ...recordToRow(run) };
+  for (const [column, value] of set) row[column] = value;
+  // Every key is a column of operation_runs: the snapshot's row, then the SET list's own columns.
+  return row as unknown as RunRow;
 }
 
 /** Columns an index covers (or filters on): rewriting one writes index entries, even with its old value. */

@@ -15,6 +15,14 @@ import type { WebhookMessage } from "./messages";
 export interface OutboxInsert {
   messageId: string;
   statement: SqlStatement;
+  /**
+   * The endpoints it wrote a delivery for (`endpoint_id` rows), read in the
+   * same batch right after it: by the primary key's `message_id` prefix, a
+   * row read per delivery and none when there is none. A `RETURNING` on the
+   * insert cost two reads even then: D1 bills the rewind of the temporary
+   * tables SQLite fills for RETURNING and for an INSERT…SELECT with it.
+   */
+  endpoints: SqlStatement;
 }
 
 /**
@@ -22,8 +30,9 @@ export interface OutboxInsert {
  * statement that changed exactly one row only when the transition won (the
  * transition's guarded audit insert): `changes() = 1` holds only then, and is
  * the value of that statement throughout this one (SQLite updates it when a
- * statement completes). RETURNING names the endpoints, which the writer then
- * announces to the queue (`announceDeliveries`).
+ * statement completes). `endpoints`, run right after it in the same batch,
+ * names the endpoints, which the writer then announces to the queue
+ * (`announceDeliveries`).
  */
 export function outboxInsertFor(
   run: { id: string; workspaceId: string; type: string; createdAt: number },
@@ -40,14 +49,14 @@ export function outboxInsertFor(
        SELECT ?1, e.id, e.workspace_id, ?2, 'run.completed', ?3, 'pending', 0, ?4, '[]', ?4, ?4
          FROM webhook_endpoints e
         WHERE e.workspace_id = ?5 AND changes() = 1
-          AND (e.event_types IS NULL OR EXISTS (SELECT 1 FROM json_each(e.event_types) WHERE value = 'run.completed'))
-       RETURNING endpoint_id`,
+          AND (e.event_types IS NULL OR EXISTS (SELECT 1 FROM json_each(e.event_types) WHERE value = 'run.completed'))`,
       messageId,
       run.id,
       payload,
       r.completedAt,
       run.workspaceId,
     ),
+    endpoints: statement(`SELECT endpoint_id FROM webhook_deliveries WHERE message_id = ?`, messageId),
   };
 }
 
@@ -74,7 +83,7 @@ export async function announceDeliveries(queue: Queue<unknown> | undefined, mess
   }
 }
 
-/** The endpoint ids the outbox insert's RETURNING named (rows of another shape are ignored). */
+/** The endpoint ids the outbox's `endpoints` read named (rows of another shape are ignored). */
 export function endpointIdsOf(result: D1Result<unknown> | undefined): string[] {
   const ids: string[] = [];
   for (const row of result?.results ?? []) {

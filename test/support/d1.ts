@@ -284,9 +284,61 @@ export function d1FailingPrepare(fails: (sql: string) => boolean, error: () => E
         return (constraint?: string) => {
           const session = target.withSession(constraint);
           return { prepare: prepare(session), batch: <T>(s: D1PreparedStatement[]) => session.batch<T>(s), getBookmark: () => session.getBookmark() };
+/** One statement as D1 ran it: its SQL text and its own `meta` counts. */
+export interface StatementCost {
+  sql: string;
+  rowsRead: number;
+  rowsWritten: number;
+  changes: number;
+}
+
+/**
+ * A D1 (over `db`, default the real binding) recording each call's
+ * statements with their own `meta`, one list per round trip: a batch is one
+ * list, in statement order; run()/all()/first() are a list of one.
+ */
+export function statementRecorder(db: D1Database = env.DB): { db: D1Database; calls: StatementCost[][] } {
+  const calls: StatementCost[][] = [];
+  const cost = (sql: string, meta: D1Meta): StatementCost => ({ sql, rowsRead: meta.rows_read, rowsWritten: meta.rows_written, changes: meta.changes });
+  // batch() must receive workerd's own statements, not our proxies.
+  const inner = new WeakMap<D1PreparedStatement, { stmt: D1PreparedStatement; sql: string }>();
+  const wrap = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
+    const proxy = new Proxy(stmt, {
+      get(target, prop) {
+        if (prop === "bind") return (...values: unknown[]) => wrap(target.bind(...values), sql);
+        if (prop === "run" || prop === "all") {
+          return async () => {
+            const res = await (prop === "run" ? target.run() : target.all());
+            calls.push([cost(sql, res.meta)]);
+            return res;
+          };
+        }
+        if (prop === "first") {
+          return async (column?: string) => {
+            const res = await target.all<Record<string, unknown>>();
+            calls.push([cost(sql, res.meta)]);
+            const row = res.results[0];
+            return row === undefined ? null : column === undefined ? row : row[column];
+          };
+        }
+        return forward(target, prop);
+      },
+    });
+    inner.set(proxy, { stmt, sql });
+    return proxy;
+  };
+  const wrapped = new Proxy(db, {
+    get(target, prop) {
+      if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql), sql);
+      if (prop === "batch") {
+        return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
+          const results = await target.batch<T>(statements.map((s) => inner.get(s)?.stmt ?? s));
+          calls.push(results.map((r, i) => cost(inner.get(statements[i]!)?.sql ?? "(unrecorded)", r.meta)));
+          return results;
         };
       }
       return forward(target, prop);
     },
   });
+  return { db: wrapped, calls };
 }

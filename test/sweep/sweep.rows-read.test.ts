@@ -15,15 +15,14 @@ const LIVE_NOT_DUE = 2_000;
 const OVERDUE = 5;
 
 /**
- * Reads per overdue run, as D1 counts them: the overdue read returns it (1),
- * the service re-reads it by id (1), the compare-and-set update finds it by
- * primary key and rewrites the index entries its new status moves (5); the
- * tracker check reads nothing from D1 and the guarded audit insert reads no
- * table row. The webhook outbox insert that rides with a terminal transition
- * probes the workspace's endpoints by index (2 here, where there are none;
- * test/webhooks/webhooks.outbox.test.ts measures it).
+ * Reads per overdue run, as D1 counts them: the overdue read returns it (1)
+ * and the compare-and-set update finds it by id and checks the CHECK
+ * constraints of the columns it sets (4); the tracker check reads nothing
+ * from D1, and neither do the guarded audit, failure-counter and outbox
+ * inserts here, where the workspace has no webhook endpoint
+ * (test/sweep/sweep.statement-cost.test.ts has them statement by statement).
  */
-const READS_PER_RUN = 9;
+const READS_PER_RUN = 5;
 /** The row at which the overdue index scan stops (1), and slack for D1's accounting. */
 const CONSTANT = 4;
 /**
