@@ -284,6 +284,13 @@ export function d1FailingPrepare(fails: (sql: string) => boolean, error: () => E
         return (constraint?: string) => {
           const session = target.withSession(constraint);
           return { prepare: prepare(session), batch: <T>(s: D1PreparedStatement[]) => session.batch<T>(s), getBookmark: () => session.getBookmark() };
+        };
+      }
+      return forward(target, prop);
+    },
+  });
+}
+
 /** One statement as D1 ran it: its SQL text and its own `meta` counts. */
 export interface StatementCost {
   sql: string;
