@@ -16,21 +16,22 @@ const OVERDUE = 5;
 
 /**
  * Reads per overdue run, as D1 counts them: the overdue read returns it (1)
- * and the compare-and-set update finds it by id and checks the CHECK
- * constraints of the columns it sets (4); the tracker check reads nothing
+ * and the compare-and-set update finds it by id (1; its CHECKs are `=`
+ * comparisons, which read nothing); the tracker check reads nothing
  * from D1, and neither do the guarded audit, failure-counter and outbox
  * inserts here, where the workspace has no webhook endpoint
  * (test/sweep/sweep.statement-cost.test.ts has them statement by statement).
  */
-const READS_PER_RUN = 5;
+const READS_PER_RUN = 2;
 /** The row at which the overdue index scan stops (1), and slack for D1's accounting. */
 const CONSTANT = 4;
 /**
  * Per run: the update (the row and the index entries its status and outcome
- * move) and the audit event with its index entries — 10 with today's indexes,
- * 12 leaves room for one more index without hiding a per-table cost.
+ * move) and the audit event with its workspace index entry: 5 with today's
+ * shapes (test/runs/write-cost.test.ts pins it); 6 leaves room for one more
+ * index entry without hiding a per-table cost.
  */
-const WRITES_PER_RUN = 12;
+const WRITES_PER_RUN = 6;
 
 /** Insert `count` rows in one statement from a recursive CTE (ids are generated here, never from input). */
 async function insertGenerated(ws: string, count: number, kind: "terminal" | "live"): Promise<void> {

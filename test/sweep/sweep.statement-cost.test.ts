@@ -3,21 +3,21 @@
  * as D1 itself counts it (`meta.rows_read` of each statement of the batch):
  *
  * - the overdue read: 1 per run (the partial deadline index, then the row);
- * - the compare-and-set UPDATE: 4, all of them the table's shape: 1 for the
- *   seek by id, and 1 for each CHECK constraint with an `IN` list of three or
- *   more values on a column the transition sets (`status`, `outcome`,
- *   `reconciled_by`): SQLite tests such a list against a temporary b-tree and
- *   D1 bills its rewind as a row read (test/runs/table-shape.cost.test.ts
- *   measures the same UPDATE on other shapes). No `RETURNING`: the answer is
- *   built from the sweep's own read and the SET list, where a `RETURNING`
- *   would cost 1 more;
+ * - the compare-and-set UPDATE: 1, the seek by id. Its CHECK constraints
+ *   are `=` comparisons (migration 0013): written as `IN` lists of three or
+ *   more values they cost 1 each on a column the transition sets (`status`,
+ *   `outcome`, `reconciled_by`), as SQLite tests such a list against a
+ *   temporary b-tree and D1 bills its rewind as a row read
+ *   (test/runs/table-shape.cost.test.ts measures the same UPDATE on other
+ *   shapes). No `RETURNING`: the answer is built from the sweep's own read
+ *   and the SET list, where a `RETURNING` would cost 1 more;
  * - the audit event, the failure counter and the webhook outbox, each guarded
  *   by `changes() = 1`: 0. So is the read of the endpoints the outbox wrote
  *   for, where the workspace has none (1 per delivery where it has some); a
  *   `RETURNING` on the outbox insert cost 2 even with no endpoint.
  *
- * 5 per reconciled run in all, where it was 8 (the answer and the outbox
- * read back through `RETURNING`). The sweep asks the tracker first, which
+ * 2 per reconciled run in all, where it was 8 (the answer and the outbox
+ * read back through `RETURNING`, and the IN-list CHECKs). The sweep asks the tracker first, which
  * reads nothing from D1, and does not read the run again.
  */
 import { env } from "cloudflare:workers";
@@ -42,7 +42,7 @@ function readsOf(call: StatementCost[]): [string, number][] {
 
 /** The reconciliation batch of a run whose workspace has no webhook endpoint, statement by statement. */
 const RECONCILE_BATCH: [string, number][] = [
-  ["UPDATE operation_runs", 4],
+  ["UPDATE operation_runs", 1],
   ["INSERT INTO audit_events", 0],
   ["INSERT INTO run_failure_counts", 0],
   ["INSERT INTO webhook_deliveries", 0],
@@ -55,7 +55,7 @@ const READS_PER_RECONCILED_RUN = 1 + RECONCILE_BATCH.reduce((sum, [, reads]) => 
 beforeEach(drainOverdue);
 
 describe("rows read per overdue run the sweep reconciles", () => {
-  it(`the overdue read 1, the compare-and-set 4, the event, counter and outbox 0: ${READS_PER_RECONCILED_RUN} per run`, async () => {
+  it(`the overdue read 1, the compare-and-set 1, the event, counter and outbox 0: ${READS_PER_RECONCILED_RUN} per run`, async () => {
     const ws = await makeWorkspace("statement-cost");
     const runs = [await createQueued(ws), await createRunning(ws), await createRunning(ws)];
     for (const [i, run] of runs.entries()) await makeOverdue(run.id, 1_000 + i);
@@ -118,8 +118,8 @@ describe("the reconciliation's answer without reading the row back", () => {
       expect(recorder.calls.length - before).toBe(1);
       const update = recorder.calls.at(-1)![0]!;
       expect(answer.run).toEqual(await svc.getById(id));
-      // A cancel ends the run unreconciled: `reconciled_by IS NULL` passes its CHECK before the IN list is tested.
-      expect(update.rowsRead).toBe(answer.run?.reconciledBy === null ? 3 : 4);
+      // Only the seek by id: no CHECK reads a temporary b-tree, and nothing is returned.
+      expect(update.rowsRead).toBe(1);
     }
     expect((await svc.getById(cancelling.id))?.outcome).toBe("cancelled");
   });
