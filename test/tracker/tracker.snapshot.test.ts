@@ -32,11 +32,11 @@ describe("the tracker decides on the row D1 last returned to it", () => {
     const { run } = await createRun(ws, { steps: 1, stepMs: 0 });
     const counted = await meterTracker(run.id);
 
-    const claim = await counted(() => tracker(run.id).claim({ runId: run.id, dispatch: 1 }));
+    const claim = await counted(async () => await tracker(run.id).claim({ runId: run.id, dispatch: 1 }));
     expect(claim.value).toMatchObject({ ok: true, run: { attempt: 1 } });
     expect(claim.roundTrips).toBe(1);
 
-    const report = await counted(() => tracker(run.id).report({ kind: "result", attempt: 1, outcome: "succeeded" }));
+    const report = await counted(async () => await tracker(run.id).report({ kind: "result", attempt: 1, outcome: "succeeded" }));
     expect(report.value).toEqual({ ok: true, applied: true, status: "completed" });
     expect(report.roundTrips).toBe(1);
     expect(await getRun(run.id)).toMatchObject({ status: "completed", outcome: "succeeded", attempt: 1 });
@@ -49,11 +49,11 @@ describe("the tracker decides on the row D1 last returned to it", () => {
     await evictDurableObject(tracker(run.id));
     const counted = await meterTracker(run.id);
 
-    const claim = await counted(() => tracker(run.id).claim({ runId: run.id, dispatch: 1 }));
+    const claim = await counted(async () => await tracker(run.id).claim({ runId: run.id, dispatch: 1 }));
     expect(claim.value).toMatchObject({ ok: true, run: { attempt: 1 } });
     expect(claim.roundTrips).toBe(2);
 
-    const report = await counted(() => tracker(run.id).report({ kind: "result", attempt: 1, outcome: "succeeded" }));
+    const report = await counted(async () => await tracker(run.id).report({ kind: "result", attempt: 1, outcome: "succeeded" }));
     expect(report.value).toEqual({ ok: true, applied: true, status: "completed" });
     expect(report.roundTrips).toBe(1);
     expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.completed"]);
@@ -69,7 +69,7 @@ describe("the tracker decides on the row D1 last returned to it", () => {
     const counted = await meterTracker(run.id);
 
     // No progress in the report: the run keeps the last known one (contract section 1).
-    const report = await counted(() => tracker(run.id).report({ kind: "result", attempt: 1, outcome: "succeeded" }));
+    const report = await counted(async () => await tracker(run.id).report({ kind: "result", attempt: 1, outcome: "succeeded" }));
     expect(report.value).toEqual({ ok: true, applied: true, status: "completed" });
     expect(report.roundTrips).toBe(3);
     expect(await getRun(run.id)).toMatchObject({ status: "completed", outcome: "succeeded", progress, lastHeartbeatAt: flushedAt });
