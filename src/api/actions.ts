@@ -22,7 +22,7 @@ import type { ApiPrincipal } from "./auth";
 import { ApiProblem, problems } from "./problem";
 import { requireRunCreationAllowed } from "./rate-limit";
 import { cancelRunBody, createRunBody, listRunsQuery, type RunEventJson, type RunJson } from "./schemas";
-import { eventJson, runsJson } from "./serialize";
+import { eventJson, runJson, runsJson } from "./serialize";
 import type { z } from "zod";
 
 export type StartRunRequest = z.input<typeof createRunBody>;
@@ -92,7 +92,11 @@ async function accept(
   // Recorded but nobody holds it to dispatch: not accepted. A replay with the
   // same Idempotency-Key hands it over again; otherwise the sweep adopts it.
   if (!tracked) throw problems.notScheduled(answer.run.id);
-  const [run] = await runsJson(env.DB, principal.workspaceId, [answer.run], Date.now());
+  // A run this request created is shown as its insert returned it, before anything could retry
+  // it: no retries to read. A replay's run may have some.
+  const [run] = answer.created
+    ? [runJson(answer.run, Date.now(), [])]
+    : await runsJson(env.DB, principal.workspaceId, [answer.run], Date.now());
   return { run: run!, created: answer.created };
 }
 

@@ -30,6 +30,7 @@ export async function handToTracker(env: Env, run: RunRecord): Promise<boolean> 
       maxAttempts: run.maxAttempts,
       attempt: run.attempt,
       dueAt: run.attempt === 0 ? run.createdAt : Date.now(),
+      snapshot: run,
     });
     return true;
   } catch (error) {

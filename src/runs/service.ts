@@ -226,9 +226,10 @@ export class RunService {
 
   /**
    * Start attempt `attempt` for dispatch `dispatch` (contract v2 section 4): the
-   * tracker allocates the attempt number; D1 records the start.
+   * tracker allocates the attempt number; D1 records the start. `snapshot`: the
+   * run as D1 last returned it to the caller (see `apply`), instead of a read.
    */
-  claim(runId: string, attempt: number, dispatch?: number): Promise<RunAnswer> {
+  claim(runId: string, attempt: number, dispatch?: number, snapshot?: RunRecord): Promise<RunAnswer> {
     return this.apply(runId, { type: "claim", attempt }, "system:consumer", (run, t, now) => {
       const policy = this.policy(run.type);
       let diagnostics = run.diagnostics;
@@ -249,7 +250,7 @@ export class RunService {
           ...(t.takeover ? { takeover: true, fencedAttempt: run.attempt } : {}),
         },
       };
-    });
+    }, undefined, undefined, undefined, snapshot);
   }
 
   /**
@@ -299,12 +300,14 @@ export class RunService {
   /**
    * `outputJson`: the handler's output as JSON text, checked against
    * MAX_OUTPUT_BYTES by the caller; stored only for `succeeded` and
-   * `partially_succeeded` (contract section 1: `NULL` otherwise).
+   * `partially_succeeded` (contract section 1: `NULL` otherwise). `snapshot`: as
+   * for `claim`.
    */
   complete(
     runId: string,
     attempt: number,
     result: { outcome: FinalOutcome; message?: string; progress?: Progress; outputJson?: string },
+    snapshot?: RunRecord,
   ): Promise<RunAnswer> {
     const event: LifecycleEvent = { type: "result", attempt, outcome: result.outcome };
     return this.apply(
@@ -328,17 +331,20 @@ export class RunService {
       { outcome: result.outcome, message: result.message ?? null, progress: result.progress ?? null },
       undefined,
       (run) => run.status === "completed" && run.attempt === attempt && run.reconciledBy === null && run.outcome === result.outcome,
+      snapshot,
     );
   }
 
   /**
    * Attempt `attempt` threw or timed out: requeue while attempts remain and it
    * is retryable (due after `retryAfterMs`, else the policy's delay), else fail.
+   * `snapshot`: as for `claim`.
    */
   failAttempt(
     runId: string,
     attempt: number,
     failure: { reason: ExecutionReasonCode; retryable: boolean; error: unknown; progress?: Progress; retryAfterMs?: number },
+    snapshot?: RunRecord,
   ): Promise<RunAnswer> {
     const message = errorMessage(failure.error);
     const event: LifecycleEvent = { type: "attempt_failure", attempt, retryable: failure.retryable, reason: failure.reason };
@@ -380,6 +386,7 @@ export class RunService {
         run.diagnostics.lastError?.attempt === attempt &&
         run.diagnostics.lastError.reasonCode === failure.reason &&
         (run.status === "queued" || (run.status === "completed" && run.reconciledBy === null)),
+      snapshot,
     );
   }
 
@@ -520,7 +527,14 @@ export class RunService {
   cancelStopped(
     runId: string,
     attempt: number,
-    r: { how: "stopped" | "grace_expired"; actor: "system:consumer" | "system:tracker"; evidence?: Evidence; progress?: Progress },
+    r: {
+      how: "stopped" | "grace_expired";
+      actor: "system:consumer" | "system:tracker";
+      evidence?: Evidence;
+      progress?: Progress;
+      /** As for `claim`. */
+      snapshot?: RunRecord;
+    },
   ): Promise<RunAnswer> {
     return this.apply(
       runId,
@@ -536,6 +550,7 @@ export class RunService {
       undefined,
       undefined,
       (run) => run.outcome === "cancelled" && run.attempt === attempt && attemptEnded(run, attempt) === cancelledEnded(r.how),
+      r.snapshot,
     );
   }
 
@@ -570,9 +585,9 @@ export class RunService {
     snapshot?: RunRecord,
   ): Promise<RunAnswer> {
     for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      // The caller's own fresh read serves the first round (the sweep's overdue read): no
-      // second read of the same row. Its diagnostics text joins the compare-and-set, so a
-      // write that landed since (status, attempt and deadline unchanged) loses a round, not data.
+      // The caller's own row serves the first round (the sweep's overdue read, the row a
+      // tracker got back from its last write): no second read of the same row. It is fenced
+      // (`snapshotFence`), so a write that landed since loses a round, not data.
       const fromSnapshot = round === 0 && snapshot !== undefined && snapshot.id === runId;
       const run = fromSnapshot ? snapshot : await this.getById(runId);
       if (!run) return { ok: false, refusal: "not_found", run: null };
@@ -583,6 +598,8 @@ export class RunService {
       }
       const now = this.clock();
       const d = decide(stateOf(run), event);
+      // A refusal (and a late result's event) is decided on a read, never on a snapshot that may be old.
+      if (!d.ok && fromSnapshot) continue;
       if (!d.ok) {
         // The same report of the same attempt again (a retry of a write whose answer
         // was lost): already applied, so a no-op and not a late result (contract section 1).
@@ -649,11 +666,12 @@ export class RunService {
         cancel_requested_at: cancel?.at ?? null,
         cancel_requested_by: cancel?.by ?? null,
       });
+      const fence = fromSnapshot ? snapshotFence(run) : NO_FENCE;
       const results = await this.db.batch<RunRow>([
         this.db
           .prepare(
             `UPDATE operation_runs SET ${set.map(([column]) => `${column} = ?`).join(", ")}
-              WHERE id = ? AND status = ? AND attempt = ? AND (? = 0 OR deadline_at IS ?) AND (? IS NULL OR diagnostics = ?)
+              WHERE id = ? AND status = ? AND attempt = ? AND (? = 0 OR deadline_at IS ?)${fence.sql}
                 AND cancel_requested_at IS ?${fromSnapshot ? "" : `
           RETURNING ${RUN_COLUMNS}`}`,
           )
@@ -664,8 +682,7 @@ export class RunService {
             run.attempt,
             expectDeadlineAt === undefined ? 0 : 1,
             expectDeadlineAt ?? null,
-            fromSnapshot ? JSON.stringify(run.diagnostics) : null,
-            fromSnapshot ? JSON.stringify(run.diagnostics) : null,
+            ...fence.binds,
             // Fenced on the cancel flag too: a decision made before a cancel request landed is re-made.
             run.cancelRequestedAt,
           ),
@@ -686,8 +703,9 @@ export class RunService {
       ]);
       const update = results[0];
       // On the caller's snapshot the row comes from it, not from RETURNING, which D1 bills a row read
-      // per write (the sweep's cost per overdue run): a won compare-and-set fenced on the snapshot's
-      // status, attempt, deadline, diagnostics and cancel flag leaves every column it does not set as read.
+      // per write (the sweep's cost per overdue run, the tracker's claim and completion): a won
+      // compare-and-set fenced on the snapshot's status, attempt, cancel flag and `snapshotFence`'s
+      // columns leaves every column it does not set as the snapshot has it.
       const row = fromSnapshot ? (update?.meta.changes === 1 ? withColumns(run, set) : undefined) : update?.results[0];
       if (row) {
         // The outbox's endpoints read is the batch's last statement.
@@ -793,6 +811,26 @@ function withColumns(run: RunRecord, set: [string, string | number | null][]): R
   for (const [column, value] of set) row[column] = value;
   // Every key is a column of operation_runs: the snapshot's row, then the SET list's own columns.
   return row as unknown as RunRow;
+}
+
+const NO_FENCE = { sql: "", binds: [] as (string | number | null)[] };
+
+/**
+ * The compare-and-set's extra condition when it decides on a caller's snapshot
+ * rather than a read: the row must still hold, besides the status, attempt and
+ * cancel flag every transition fences on, each column another writer changes
+ * without a transition. A heartbeat flush only moves `last_heartbeat_at`
+ * forward, a deadline move only `deadline_at` (both conditions in their own
+ * writes), and infrastructure errors change `diagnostics`; `updated_at`, which
+ * every other write sets, is checked too. A snapshot that misses any of them
+ * loses the round, and the next one reads (never a progress flushed since, or a
+ * cancel request, overwritten).
+ */
+function snapshotFence(run: RunRecord): { sql: string; binds: (string | number | null)[] } {
+  return {
+    sql: " AND diagnostics = ? AND updated_at = ? AND last_heartbeat_at IS ? AND deadline_at IS ?",
+    binds: [JSON.stringify(run.diagnostics), run.updatedAt, run.lastHeartbeatAt, run.deadlineAt],
+  };
 }
 
 /** Columns an index covers (or filters on): rewriting one writes index entries, even with its old value. */

@@ -1,5 +1,6 @@
 /** What the tracker answers over RPC (plain, structured-cloneable objects). */
 import type { ExecutionReasonCode, FinalOutcome, Progress, Refusal, RunStatus } from "../lifecycle";
+import type { RunRecord } from "../runs";
 import type { AlarmAction, TrackerState } from "./state";
 
 /**
@@ -21,6 +22,11 @@ export interface TrackRequest {
   dueAt: number;
   /** The sweep adopting an orphan: also move D1's deadline to the new dispatch's. */
   adopt?: boolean;
+  /**
+   * The run as D1 just returned it (the acceptance's insert): the claim decides on
+   * it rather than reading the row again. Kept in memory only, never stored.
+   */
+  snapshot?: RunRecord;
 }
 
 /** `sent` is false when the first message is still in the tracker's outbox (its alarm retries it). */

@@ -78,8 +78,18 @@ function cancelAnswerOf(answer: RunAnswer): CancelAnswer {
 export class RunTracker extends DurableObject<Env> {
   private state: TrackerState | null | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * The run as D1 last returned it to this tracker (the acceptance's insert, the
+   * row a transition wrote, a read): the next transition's first compare-and-set
+   * decides on it instead of reading the row again (src/runs/service.ts `apply`,
+   * which fences it so that an old one costs a round, never data). Memory only:
+   * after a reset the next transition reads, as it would without one.
+   */
+  private snapshot: RunRecord | null = null;
 
+  /** The run service; any call may change the row, so the snapshot goes until an answer brings the row back. */
   private service(): RunService {
+    this.snapshot = null;
     return runServiceFor(this.env.DB, this.env.WEBHOOKS_QUEUE);
   }
 
@@ -129,6 +139,7 @@ export class RunTracker extends DurableObject<Env> {
    * the tracker's attempt ended gets a new dispatch, due when D1 says.
    */
   private followed(s: TrackerState, run: RunRecord): TrackerState {
+    this.snapshot = run;
     if (run.status === "completed") {
       return { ...s, status: "completed", attempt: Math.max(s.attempt, run.attempt), pending: null, completedAt: run.completedAt ?? Date.now(), progress: run.progress };
     }
@@ -216,6 +227,7 @@ export class RunTracker extends DurableObject<Env> {
         s = initialTrackerState(req);
         // Stored before the send: if the send fails or this object is reset, the alarm still has it.
         await this.save(s);
+        this.snapshot = req.snapshot?.id === req.runId ? req.snapshot : null;
       }
       if (s.status === "queued" && !s.dispatch.claimed && s.dispatch.sends === 0) {
         s = await this.send(s, false);
@@ -251,9 +263,10 @@ export class RunTracker extends DurableObject<Env> {
       if (s.dispatch.claimed || s.status !== "queued") return { ok: false, refusal: "duplicate" };
       if (s.attempt >= s.maxAttempts) return { ok: false, refusal: "exhausted" };
       const attempt = s.attempt + 1;
+      const snapshot = this.snapshot ?? undefined;
       let answer: RunAnswer;
       try {
-        answer = await this.service().claim(s.runId, attempt, dispatch);
+        answer = await this.service().claim(s.runId, attempt, dispatch, snapshot);
       } catch (error) {
         // Nothing decided here; the consumer retries the message. If D1 did commit
         // and only the answer was lost, the next claim (or the alarm) adopts it.
@@ -266,6 +279,8 @@ export class RunTracker extends DurableObject<Env> {
         if (run) await this.save(this.followed(s, run));
         return { ok: false, refusal: answer.ok ? "duplicate" : answer.refusal };
       }
+      // The claim's own row (RETURNING, or the read that found it ours): the completion decides on it.
+      this.snapshot = run;
       const now = Date.now();
       s = {
         ...s,
@@ -377,29 +392,41 @@ export class RunTracker extends DurableObject<Env> {
   }
 
   private applyReport(s: TrackerState, p: PendingReport): Promise<RunAnswer> {
+    const snapshot = this.snapshot ?? undefined;
     const service = this.service();
     if (p.kind === "stopped") {
       return service.cancelStopped(s.runId, p.attempt, {
         how: "stopped",
         actor: "system:consumer",
         ...(p.progress !== undefined ? { progress: p.progress } : {}),
+        ...(snapshot ? { snapshot } : {}),
       });
     }
     if (p.kind === "result") {
-      return service.complete(s.runId, p.attempt, {
-        outcome: p.outcome,
-        ...(p.message !== undefined ? { message: p.message } : {}),
-        ...(p.progress !== undefined ? { progress: p.progress } : {}),
-        ...(p.outputJson !== undefined ? { outputJson: p.outputJson } : {}),
-      });
+      return service.complete(
+        s.runId,
+        p.attempt,
+        {
+          outcome: p.outcome,
+          ...(p.message !== undefined ? { message: p.message } : {}),
+          ...(p.progress !== undefined ? { progress: p.progress } : {}),
+          ...(p.outputJson !== undefined ? { outputJson: p.outputJson } : {}),
+        },
+        snapshot,
+      );
     }
-    return service.failAttempt(s.runId, p.attempt, {
-      reason: p.reason,
-      retryable: p.retryable,
-      error: p.message,
-      ...(p.progress !== undefined ? { progress: p.progress } : {}),
-      ...(p.retryAfterMs !== undefined ? { retryAfterMs: p.retryAfterMs } : {}),
-    });
+    return service.failAttempt(
+      s.runId,
+      p.attempt,
+      {
+        reason: p.reason,
+        retryable: p.retryable,
+        error: p.message,
+        ...(p.progress !== undefined ? { progress: p.progress } : {}),
+        ...(p.retryAfterMs !== undefined ? { retryAfterMs: p.retryAfterMs } : {}),
+      },
+      snapshot,
+    );
   }
 
   /**
@@ -546,6 +573,7 @@ export class RunTracker extends DurableObject<Env> {
         const next = await this.act(s, policy);
         if (next === null) {
           this.state = null;
+          this.snapshot = null;
           await this.ctx.storage.deleteAll();
           return;
         }
