@@ -217,7 +217,8 @@ describe("cancelling a running run", () => {
 describe("a cancel racing the run's other writers ends in exactly one terminal state with one terminal event", () => {
   it("a success the tracker already holds (D1 refused it for a moment) wins over a cancel that comes after it", async () => {
     const { ws, runId, t } = await runningRun("race-held");
-    const d1 = faultyD1((sql) => sql.includes("UPDATE operation_runs") && sql.includes("RETURNING"), { times: 1 });
+    // The transition's compare-and-set (its SET list starts with `status`; a heartbeat flush's does not).
+    const d1 = faultyD1((sql) => /UPDATE operation_runs SET status = \?/.test(sql), { times: 1 });
     await patchTrackerEnv(runId, (e) => ({ ...e, DB: d1.db }));
     expect(await t.report({ kind: "result", attempt: 1, outcome: "succeeded" })).toEqual({ ok: true, applied: false, status: "running" });
     expect(d1.struck()).toBe(1);
