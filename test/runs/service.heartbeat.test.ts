@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_SETTINGS } from "../../src/lifecycle";
 import { makeWorkspace, manualClock, runService } from "../support/fixtures";
-import { meteredD1 } from "../support/d1";
+import { statementRecorder } from "../support/d1";
 import { DEMO, DEMO_POLICY as P } from "../support/demo";
 import { T0, newRun, parsed, serviceOn, snapshot, storedRow } from "../support/runs";
 
@@ -68,7 +68,7 @@ describe("throttle", () => {
 
   it("N heartbeats within one interval cost at most one D1 write (measured from D1 meta)", async () => {
     const { clock, run } = await claimed();
-    const metered = meteredD1();
+    const metered = statementRecorder();
     const svc = serviceOn(metered.db, clock.now);
     const flushedAt = clock.advance(FLUSH_MS);
     const answers = [];
@@ -78,11 +78,11 @@ describe("throttle", () => {
       answers.push(await svc.heartbeat({ runId: run.id, type: DEMO, attempt: 1, progress: progress(i) }));
     }
     expect(answers.map((a) => a.ok && a.flushed)).toEqual([true, ...Array.from({ length: 11 }, () => false)]);
-    const rowsWritten = metered.writes.reduce((n, w) => n + w.rowsWritten, 0);
-    const changes = metered.writes.reduce((n, w) => n + w.changes, 0);
+    const rowsWritten = metered.calls.flat().reduce((n, w) => n + w.rowsWritten, 0);
+    const changes = metered.calls.flat().reduce((n, w) => n + w.changes, 0);
     console.log(`heartbeat throttle: 12 heartbeats in one ${FLUSH_MS} ms interval → ${changes} row changed, ${rowsWritten} rows_written (D1 meta, incl. index entries)`);
     expect(changes).toBe(1);
-    expect(metered.writes.filter((w) => w.rowsWritten > 0)).toHaveLength(1);
+    expect(metered.calls.flat().filter((w) => w.rowsWritten > 0)).toHaveLength(1);
     expect(await storedRow(run.id)).toMatchObject({ last_heartbeat_at: flushedAt, updated_at: flushedAt, progress: JSON.stringify(progress(0)) });
   });
 

@@ -147,45 +147,6 @@ export function failingD1(mode: "before-d1" | "mid-batch"): { db: D1Database; at
   return { db, attempts: () => attempts };
 }
 
-/** A D1 that records the `meta` of every statement run through run()/all()/batch(). */
-export function meteredD1(): { db: D1Database; writes: { sql: string; changes: number; rowsWritten: number }[] } {
-  const writes: { sql: string; changes: number; rowsWritten: number }[] = [];
-  const record = (sql: string, meta: D1Meta) => writes.push({ sql, changes: meta.changes, rowsWritten: meta.rows_written });
-  // batch() must receive workerd's own statements, not our proxies.
-  const unwrapped = new WeakMap<D1PreparedStatement, D1PreparedStatement>();
-  const wrapStatement = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
-    const proxy = new Proxy(stmt, {
-      get(target, prop) {
-        if (prop === "bind") return (...values: unknown[]) => wrapStatement(target.bind(...values), sql);
-        if (prop === "run" || prop === "all") {
-          return async () => {
-            const res = await (prop === "run" ? target.run() : target.all());
-            record(sql, res.meta);
-            return res;
-          };
-        }
-        return forward(target, prop);
-      },
-    });
-    unwrapped.set(proxy, stmt);
-    return proxy;
-  };
-  const db = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare") return (sql: string) => wrapStatement(target.prepare(sql), sql);
-      if (prop === "batch") {
-        return async <T>(statements: D1PreparedStatement[]): Promise<D1Result<T>[]> => {
-          const results = await target.batch<T>(statements.map((s) => unwrapped.get(s) ?? s));
-          for (const r of results) record("(batch)", r.meta);
-          return results;
-        };
-      }
-      return forward(target, prop);
-    },
-  });
-  return { db, writes };
-}
-
 /** The real D1 with `batch` failing, its sessions' too: auth lookups work, the page's own query breaks. */
 export function d1WithFailingBatch(message: string, db: D1Database = env.DB): D1Database {
   const failing = async () => Promise.reject(new Error(message));
