@@ -188,7 +188,8 @@ export class RunTracker extends DurableObject<Env> {
       });
     } catch (error) {
       const failed = this.noteError(s, resend ? "redispatch" : "dispatch", error);
-      return { ...failed, failures: s.failures + 1, retryAt: now + backoffMs(s.failures + 1) };
+      const dispatch = { ...s.dispatch, refused: (s.dispatch.refused ?? 0) + 1 };
+      return { ...failed, dispatch, failures: s.failures + 1, retryAt: now + backoffMs(s.failures + 1) };
     }
     const sent: TrackerState = { ...s, dispatch: { ...s.dispatch, sends: s.dispatch.sends + 1, sentAt: now }, failures: 0, retryAt: null };
     if (resend) {

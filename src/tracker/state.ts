@@ -24,6 +24,11 @@ export interface Dispatch {
   sends: number;
   /** When it last reached the queue (epoch ms). */
   sentAt: number | null;
+  /**
+   * How many of its sends the queue refused (optional: a state stored before it
+   * existed reads as 0, no version bump).
+   */
+  refused?: number;
 }
 
 /**
@@ -173,9 +178,12 @@ export function alarmAction(s: TrackerState, policy: AlarmPolicy, now: number): 
   const stale = staleQueuedAt(s, policy);
   const d = s.dispatch;
   if (d.sends === 0) {
-    // Never reached the queue (it keeps refusing): the verdict still comes at the stale
-    // time, with the refused sends as evidence, so the run ends within a known bound.
-    return now >= stale ? { kind: "stale_queued", deadline: stale } : { kind: "send", resend: false };
+    // Never reached the queue. If the queue refused it MAX_SENDS times, the verdict comes at
+    // the stale time, with the refused sends as evidence, so the run ends within a known
+    // bound. If it was never even tried (the alarm held past the stale time, or busy with a
+    // D1 that refused), it is sent first: a run is never stale_queued for a dispatch that
+    // did not get its sends (contract section 4; found by test/lifecycle/transitions.property.test.ts).
+    return now >= stale && (d.refused ?? 0) >= MAX_SENDS ? { kind: "stale_queued", deadline: stale } : { kind: "send", resend: false };
   }
   // Re-sent before any verdict, even when the alarm fires late (the platform may run
   // it after the stale time): every send gets its share of the threshold.

@@ -147,6 +147,39 @@ describe("a dispatch the queue refuses", () => {
   });
 });
 
+describe("a dispatch that never reached the queue, its alarm held past the stale time", () => {
+  it("is sent, not declared stale_queued, while the queue has refused it fewer than MAX_SENDS times", async () => {
+    const ws = await makeWorkspace("stale-late");
+    const { run } = await enqueueRunWithQueue(ws, brokenQueue());
+    expect(await trackerState(run.id)).toMatchObject({ dispatch: { n: 1, sends: 0, refused: 1 } });
+    // The platform ran the alarm long after its time (or D1 kept it busy): the stale time has passed.
+    await ageTracker(run.id, STALE_MS + 1_000);
+    const captured = capturingQueue();
+    await patchTrackerEnv(run.id, (e) => ({ ...e, OPERATIONS_QUEUE: captured.queue }));
+    await runAlarm(run.id);
+
+    expect(captured.sent.map((c) => c.body)).toEqual([operationMessageFor(run, 1)]);
+    expect(await trackerState(run.id)).toMatchObject({ status: "queued", dispatch: { n: 1, sends: 1 } });
+    expect(await getRun(run.id)).toMatchObject({ status: "queued", attempt: 0 });
+    expect(await actionsOf(run.id)).toEqual(["run.queued"]);
+  });
+
+  it("is declared stale_queued once the queue refused it MAX_SENDS times", async () => {
+    const ws = await makeWorkspace("stale-refused");
+    const { run } = await enqueueRunWithQueue(ws, brokenQueue());
+    await ageTracker(run.id, STALE_MS + 1_000);
+    for (let refused = 2; refused <= MAX_SENDS; refused++) {
+      await patchTrackerEnv(run.id, (e) => ({ ...e, OPERATIONS_QUEUE: brokenQueue() }));
+      await runAlarm(run.id);
+      expect(await trackerState(run.id)).toMatchObject({ dispatch: { sends: 0, refused } });
+      expect(await getRun(run.id)).toMatchObject({ status: "queued" });
+      await ageTracker(run.id, backoffMs(refused));
+    }
+    await runAlarm(run.id);
+    expect(await getRun(run.id)).toMatchObject({ status: "completed", outcome: "failed", reasonCode: "lifecycle.stale_queued", reconciledBy: "tracker_alarm" });
+  });
+});
+
 it("after a retryable failure the queued deadline counts from the retry's due time, not from the failure", async () => {
   const ws = await makeWorkspace("stale");
   const { run, message } = await createRun(ws, { steps: 1, stepMs: 0, throwAtStep: 1, throwTimes: 1 });
