@@ -280,7 +280,7 @@ export class RunTracker extends DurableObject<Env> {
         if (run) await this.save(this.followed(s, run));
         return { ok: false, refusal: answer.ok ? "duplicate" : answer.refusal };
       }
-      // The claim's own row (RETURNING, or the read that found it ours): the completion decides on it.
+      // The row the claim wrote (or the read that found it ours): the completion decides on it.
       this.snapshot = run;
       const now = Date.now();
       s = {
