@@ -160,7 +160,6 @@ export function createAdmin(deps: AdminDeps = {}) {
   const devSignIn = (c: Context<AdminEnv>) => authMode(c.env).kind === "dev";
 
   admin.get("/", (c) => c.redirect("/admin/operations", 302));
-  admin.route("/operations", createRunActions());
 
   admin.post("/workspace", async (c) => {
     const form = await c.req.parseBody();
