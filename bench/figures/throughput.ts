@@ -30,7 +30,8 @@ export interface ThroughputResult {
   ratio: number;
 }
 
-async function runsRound(client: BenchClient, n: number): Promise<Round> {
+/** `n` noop runs through the API, at CONCURRENCY, until all are terminal (each must succeed). */
+export async function runsRound(client: BenchClient, n: number): Promise<Round> {
   const [mark] = await client.sql<{ id: string | null }>("SELECT MAX(id) AS id FROM operation_runs WHERE workspace_id = ?", [WORKSPACE]);
   const after = mark?.id ?? "";
   await pool(Array.from({ length: n }), CONCURRENCY, () => client.createRun("bench.noop", {}));
@@ -50,7 +51,8 @@ async function runsRound(client: BenchClient, n: number): Promise<Round> {
   return { kind: "runs", n, spanMs: span, perSecond: (n * 1000) / span };
 }
 
-async function bareRound(client: BenchClient, n: number): Promise<Round> {
+/** `n` bare messages through the bench route and its one-insert consumer, until all are consumed. */
+export async function bareRound(client: BenchClient, n: number): Promise<Round> {
   await client.sql("DELETE FROM bench_bare");
   await pool(Array.from({ length: n }), CONCURRENCY, () => client.bench("/bare", {}));
   const span = await waitFor(`${n} bare messages consumed`, 600_000, 250, async () => {

@@ -138,6 +138,8 @@ export class DevServer {
   readonly logFile: string;
   readonly token = newDemoToken();
   port = 0;
+  /** The DevTools inspector wrangler serves for this instance (its proxy; bench/profile.ts attaches to it). 0 before start. */
+  inspectorPort = 0;
   private child: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
   private buffer = "";
@@ -174,6 +176,7 @@ export class DevServer {
   async start(timeoutMs = 120_000): Promise<void> {
     if (this.port === 0) this.port = await freePort();
     const inspector = await freePort();
+    this.inspectorPort = inspector;
     const { script } = await benchWorkerBuild(this.config, this.opts.entry);
     installSignalHandlers();
     // No --test-scheduled: with --no-bundle wrangler cannot inject its /__scheduled
