@@ -5,13 +5,33 @@
  * events go only with the run. Running it twice (or in two overlapping crons)
  * is harmless: the second finds the rows already gone and deletes nothing.
  */
-import { meteredDb, minIdAt, type D1Cost } from "../runs";
+import { HOUR_MS, meteredDb, minIdAt, type D1Cost } from "../runs";
 
 export interface RetentionReport {
   runsDeleted: number;
   eventsDeleted: number;
+  /** Hourly failure counters deleted (0 unless the cron's invocation in an hour's first minute). */
+  countersDeleted: number;
   d1: D1Cost;
 }
+
+/**
+ * How long an hour's failure counter (`run_failure_counts`, src/runs/failure-counts.ts)
+ * is kept (ms): the tiles read the last 24 h only (25 hours), so two days is a margin,
+ * independent of RETENTION_DAYS.
+ */
+export const FAILURE_COUNTS_KEPT_MS = 48 * HOUR_MS;
+
+/**
+ * Counters of hours before `?1`. The table's key starts with the workspace, so this
+ * reads the whole table: run once an hour (`purgeExpired`), over a table this keeps at
+ * no more than 48 rows per workspace with failures (plus a late failure's old hour,
+ * re-created by a run that fails days after it was created, gone at the next purge).
+ */
+export const EXPIRED_FAILURE_COUNTS_SQL = "DELETE FROM run_failure_counts WHERE hour_start < ?1";
+
+/** The cron's period (ms): `* * * * *` in wrangler.toml. */
+const CRON_PERIOD_MS = 60_000;
 
 /** D1 binds at most 100 parameters per statement. */
 const MAX_IDS = 90;
@@ -29,12 +49,22 @@ export const EXPIRED_ORPHAN_EVENTS_SQL =
 
 export async function purgeExpired(
   db: D1Database,
-  opts: { now: number; retentionMs: number; batchSize?: number; maxBatches?: number },
+  opts: {
+    now: number;
+    retentionMs: number;
+    batchSize?: number;
+    maxBatches?: number;
+    /**
+     * The cron invocation's scheduled time (epoch ms): the one in an hour's first minute
+     * also purges the failure counters. Absent (a call outside the cron): it does not.
+     */
+    scheduledTime?: number;
+  },
 ): Promise<RetentionReport> {
   const metered = meteredDb(db);
   const cutoff = opts.now - opts.retentionMs;
   const batchSize = Math.min(opts.batchSize ?? MAX_IDS, MAX_IDS);
-  const report: RetentionReport = { runsDeleted: 0, eventsDeleted: 0, d1: metered.cost };
+  const report: RetentionReport = { runsDeleted: 0, eventsDeleted: 0, countersDeleted: 0, d1: metered.cost };
   // A run completes after it was created, so every run completed before the cutoff was created
   // before it: the time-ordered primary key bounds the search (no index by completion time to
   // write for every run). What it also reads: runs created before the cutoff but not completed
@@ -63,5 +93,12 @@ export async function purgeExpired(
     .bind(minIdAt("evt", cutoff), batchSize)
     .run();
   report.eventsDeleted += orphans.meta.changes ?? 0;
+  // Once an hour: the cron runs every minute (wrangler.toml `crons`), so the invocation
+  // scheduled in an hour's first minute does it (its scheduled time, not the clock after
+  // the sweep's budget); one that is missed leaves the rows to the next hour's.
+  if (opts.scheduledTime !== undefined && opts.scheduledTime % HOUR_MS < CRON_PERIOD_MS) {
+    const counters = await metered.db.prepare(EXPIRED_FAILURE_COUNTS_SQL).bind(opts.now - FAILURE_COUNTS_KEPT_MS).run();
+    report.countersDeleted = counters.meta.changes ?? 0;
+  }
   return report;
 }

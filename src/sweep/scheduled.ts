@@ -45,11 +45,16 @@ export async function handleScheduled(
     rowsWritten: sweep.d1.rowsWritten,
     durationMs: sweep.durationMs,
   });
-  const retention = await purgeExpired(env.DB, { now: Date.now(), retentionMs: config.RETENTION_DAYS * DAY_MS });
-  if (retention.runsDeleted > 0 || retention.eventsDeleted > 0) {
+  const retention = await purgeExpired(env.DB, {
+    now: Date.now(),
+    retentionMs: config.RETENTION_DAYS * DAY_MS,
+    scheduledTime: controller.scheduledTime,
+  });
+  if (retention.runsDeleted > 0 || retention.eventsDeleted > 0 || retention.countersDeleted > 0) {
     log.info("retention.purged", {
       runsDeleted: retention.runsDeleted,
       eventsDeleted: retention.eventsDeleted,
+      countersDeleted: retention.countersDeleted,
       rowsRead: retention.d1.rowsRead,
       rowsWritten: retention.d1.rowsWritten,
     });

@@ -8,7 +8,7 @@ import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config";
-import { insertAuditEvent, minIdAt, SYSTEM_WORKSPACE_ID } from "../../src/runs";
+import { HOUR_MS, hourStart, insertAuditEvent, minIdAt, SYSTEM_WORKSPACE_ID } from "../../src/runs";
 import { purgeExpired } from "../../src/sweep/retention";
 import { handleScheduled } from "../../src/sweep/scheduled";
 import { makeWorkspace, manualClock } from "../support/fixtures";
@@ -141,6 +141,53 @@ describe("purgeExpired", () => {
     expect(report).toMatchObject({ runsDeleted: 0, eventsDeleted: 1 });
     expect(await eventsAbout(oldId)).toEqual([]);
     expect(await eventsAbout(newId)).toHaveLength(1);
+  });
+});
+
+describe("failure counters (the admin's 24 h tiles)", () => {
+  /** This workspace's counter hours (epoch ms), oldest first. */
+  async function counterHours(ws: string): Promise<number[]> {
+    const { results } = await env.DB.prepare("SELECT hour_start FROM run_failure_counts WHERE workspace_id = ? ORDER BY hour_start")
+      .bind(ws)
+      .all<{ hour_start: number }>();
+    return results.map((r) => r.hour_start);
+  }
+  const seed = (ws: string, hour: number) =>
+    env.DB.prepare("INSERT INTO run_failure_counts (workspace_id, hour_start, failed, reconciled) VALUES (?, ?, 1, 0)").bind(ws, hour).run();
+
+  it("keeps 48 h of them whatever RETENTION_DAYS, purged by the cron invocation scheduled in an hour's first minute only", async () => {
+    const now = Date.now();
+    const top = hourStart(now);
+    const ws = await makeWorkspace("retention-counters");
+    // A real failure, three days ago: the failing transition writes its hour's counter.
+    const clock = manualClock(now - 3 * DAY_MS);
+    const run = await createQueued(ws, { clock: clock.now });
+    const svc = service(clock.now);
+    await svc.claim(run.id, 1);
+    expect(await svc.failAttempt(run.id, 1, { reason: "handler.error", retryable: false, error: "boom" })).toMatchObject({ ok: true });
+    const failedHour = hourStart(now - 3 * DAY_MS);
+    for (const hour of [top - 49 * HOUR_MS, top - 47 * HOUR_MS, top]) await seed(ws, hour);
+    expect(await counterHours(ws)).toEqual([failedHour, top - 49 * HOUR_MS, top - 47 * HOUR_MS, top]);
+
+    // Any other minute of the hour (the cron runs every minute): the table is not scanned.
+    const mid = await purgeExpired(env.DB, { now: top + 30 * 60_000, retentionMs: RETENTION_MS, scheduledTime: top + 30 * 60_000 });
+    expect(mid.countersDeleted).toBe(0);
+    expect(await counterHours(ws)).toHaveLength(4);
+
+    const first = await purgeExpired(env.DB, { now: top + 20_000, retentionMs: RETENTION_MS, scheduledTime: top + 59_999 });
+    expect(first.countersDeleted).toBeGreaterThanOrEqual(2);
+    expect(await counterHours(ws)).toEqual([top - 47 * HOUR_MS, top]);
+  });
+
+  it("the cron passes its scheduled time: the first minute's invocation purges, another minute's does not, whatever the clock", async () => {
+    const top = hourStart(Date.now());
+    const ws = await makeWorkspace("retention-counters-cron");
+    const old = top - 72 * HOUR_MS;
+    await seed(ws, old);
+    await handleScheduled(createScheduledController({ scheduledTime: top - 30 * 60_000, cron: "* * * * *" }), env);
+    expect(await counterHours(ws)).toEqual([old]);
+    await handleScheduled(createScheduledController({ scheduledTime: top, cron: "* * * * *" }), env);
+    expect(await counterHours(ws)).toEqual([]);
   });
 });
 
