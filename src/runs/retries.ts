@@ -4,8 +4,8 @@
  * changed, so "retried by" is read, never stored, through the partial index
  * `operation_runs_retry_of_idx (retry_of, id) WHERE retry_of IS NOT NULL`.
  */
-
 import type { D1Reader } from "../db/read-session";
+
 /** At most this many retries are listed per run (newest first): a page, not an unbounded list. */
 export const MAX_RETRIES_LISTED = 20;
 

@@ -26,17 +26,22 @@ async function meterTracker(runId: string) {
   };
 }
 
+/** The tracker claims dispatch 1 and gets its success report, each call's D1 round trips counted. */
+async function claimThenSucceed(runId: string) {
+  const counted = await meterTracker(runId);
+  const claim = await counted(async () => await tracker(runId).claim({ runId, dispatch: 1 }));
+  const report = await counted(async () => await tracker(runId).report({ kind: "result", attempt: 1, outcome: "succeeded" }));
+  return { claim, report };
+}
+
 describe("the tracker decides on the row D1 last returned to it", () => {
   it("a run accepted and carried to succeeded: one round trip for the claim, one for the completion", async () => {
     const ws = await makeWorkspace("snapshot");
     const { run } = await createRun(ws, { steps: 1, stepMs: 0 });
-    const counted = await meterTracker(run.id);
+    const { claim, report } = await claimThenSucceed(run.id);
 
-    const claim = await counted(async () => await tracker(run.id).claim({ runId: run.id, dispatch: 1 }));
     expect(claim.value).toMatchObject({ ok: true, run: { attempt: 1 } });
     expect(claim.roundTrips).toBe(1);
-
-    const report = await counted(async () => await tracker(run.id).report({ kind: "result", attempt: 1, outcome: "succeeded" }));
     expect(report.value).toEqual({ ok: true, applied: true, status: "completed" });
     expect(report.roundTrips).toBe(1);
     expect(await getRun(run.id)).toMatchObject({ status: "completed", outcome: "succeeded", attempt: 1 });
@@ -47,13 +52,10 @@ describe("the tracker decides on the row D1 last returned to it", () => {
     const ws = await makeWorkspace("snapshot-reset");
     const { run } = await createRun(ws, { steps: 1, stepMs: 0 });
     await evictDurableObject(tracker(run.id));
-    const counted = await meterTracker(run.id);
+    const { claim, report } = await claimThenSucceed(run.id);
 
-    const claim = await counted(async () => await tracker(run.id).claim({ runId: run.id, dispatch: 1 }));
     expect(claim.value).toMatchObject({ ok: true, run: { attempt: 1 } });
     expect(claim.roundTrips).toBe(2);
-
-    const report = await counted(async () => await tracker(run.id).report({ kind: "result", attempt: 1, outcome: "succeeded" }));
     expect(report.value).toEqual({ ok: true, applied: true, status: "completed" });
     expect(report.roundTrips).toBe(1);
     expect(await actionsOf(run.id)).toEqual(["run.queued", "run.attempt_started", "run.completed"]);
