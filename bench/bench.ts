@@ -8,13 +8,13 @@
  *
  *   npm run bench                                  all figures (~10 min)
  *   npm run bench -- --only=detection-tracker,cost one or more figures
- *   npm run bench -- --n=200 --history=10000,100000,1000000 --throughput-n=500
+ *   npm run bench -- --n=200 --history=10000,100000,1000000 --throughput-n=2000
  */
 import { parseArgs } from "node:util";
 import { detection, type DetectionResult } from "./figures/detection";
 import { history, OVERDUE as OVERDUE_RUNS, type HistoryResult } from "./figures/history";
 import { cost, type CostResult, type CostSample } from "./figures/cost";
-import { throughput, type ThroughputResult } from "./figures/throughput";
+import { throughput, type ThroughputResult, type ThroughputSample } from "./figures/throughput";
 import { assertBenchConfigMatchesProduction } from "./lib/config";
 import { benchWorkerBuild } from "./lib/dev";
 import { describeMachine, describeSource, machineInfo, sourceState } from "./lib/machine";
@@ -24,7 +24,7 @@ const FIGURES = ["detection-tracker", "detection-sweep", "history", "cost", "thr
 type Figure = (typeof FIGURES)[number];
 
 function usage(message: string): never {
-  console.error(`bench: ${message}\nusage: npm run bench -- [--only=${FIGURES.join(",")}] [--n=200] [--history=10000,100000,1000000] [--throughput-n=500]`);
+  console.error(`bench: ${message}\nusage: npm run bench -- [--only=${FIGURES.join(",")}] [--n=200] [--history=10000,100000,1000000] [--throughput-n=2000]`);
   process.exit(2);
 }
 
@@ -41,7 +41,7 @@ const { values: args } = (() => {
         only: { type: "string" },
         n: { type: "string", default: "200" },
         history: { type: "string", default: "10000,100000,1000000" },
-        "throughput-n": { type: "string", default: "500" },
+        "throughput-n": { type: "string", default: "2000" },
       },
       strict: true,
     });
@@ -63,7 +63,7 @@ function commandFor(figure: Figure): string {
   const extra: string[] = [];
   if (figure.startsWith("detection") && n !== 200) extra.push(`--n=${n}`);
   if (figure === "history" && args.history !== "10000,100000,1000000") extra.push(`--history=${args.history}`);
-  if (figure === "throughput" && throughputN !== 500) extra.push(`--throughput-n=${throughputN}`);
+  if (figure === "throughput" && throughputN !== 2000) extra.push(`--throughput-n=${throughputN}`);
   return `npm run bench -- --only=${figure}${extra.length ? ` ${extra.join(" ")}` : ""}`;
 }
 
@@ -214,22 +214,34 @@ function storageCalls(c: CostSample): string {
 
 function throughputRows(r: ThroughputResult) {
   const cmd = commandFor("throughput");
-  rows.push({
-    figure: "5 throughput",
-    metric: "noop runs/s end to end : bare consumer msgs/s (same process)",
-    value: `${fmt.num(r.runsPerSecond, 1)} : ${fmt.num(r.barePerSecond, 1)}`,
-    command: cmd,
-  });
-  rows.push({
-    figure: "5 throughput",
-    metric: "ratio runs/s ÷ bare msgs/s (per round)",
-    value: `${fmt.num(r.ratio)} (${pairs(r).join(", ")})`,
-    previous: "0.23 (0.21, 0.25)",
-    command: cmd,
-  });
+  // "previous": commit 14d480f (issue 12's baseline), measured on 2026-11-30 with this figure's
+  // method (2 rounds of 2,000 each, state on disk and in memory); BENCHMARKS.md, figure 5.
+  const samples: [ThroughputSample | null, string, string][] = [
+    [r.disk, "state on disk", "0.24 (0.24, 0.23)"],
+    [r.memory, "state in memory (/dev/shm)", "0.33 (0.34, 0.32)"],
+  ];
+  for (const [s, where, previous] of samples) {
+    if (!s) {
+      rows.push({ figure: "5 throughput", metric: `ratio runs/s ÷ bare msgs/s, ${where}`, value: "not measured: no /dev/shm here", command: cmd });
+      continue;
+    }
+    rows.push({
+      figure: "5 throughput",
+      metric: `noop runs/s end to end : bare consumer msgs/s (same process), ${where}`,
+      value: `${fmt.num(s.runsPerSecond, 1)} : ${fmt.num(s.barePerSecond, 1)}`,
+      command: cmd,
+    });
+    rows.push({
+      figure: "5 throughput",
+      metric: `ratio runs/s ÷ bare msgs/s (per round), ${where}`,
+      value: `${fmt.num(s.ratio)} (${pairs(s).join(", ")})`,
+      previous,
+      command: cmd,
+    });
+  }
 }
 
-function pairs(r: ThroughputResult): string[] {
+function pairs(r: ThroughputSample): string[] {
   const out: string[] = [];
   for (let i = 0; i + 1 < r.rounds.length; i += 2) out.push(fmt.num(r.rounds[i]!.perSecond / r.rounds[i + 1]!.perSecond));
   return out;

@@ -11,6 +11,7 @@
  *
  *   npm run bench:profile                       300 noop runs
  *   npm run bench:profile -- --kind=bare --n=500 --depth=4
+ *   npm run bench:profile -- --storage=memory    the instance's state in /dev/shm
  *
  * Sampling adds overhead of its own: the per-item figures here are larger than
  * figure 5's, and are for comparing parts, not for publishing a rate.
@@ -23,11 +24,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { bareRound, runsRound } from "./figures/throughput";
-import { withInstance } from "./lib/instance";
+import { memoryStateAvailable, withInstance } from "./lib/instance";
 import { RESULTS_DIR } from "./lib/results";
 
 function usage(message: string): never {
-  console.error(`bench:profile: ${message}\nusage: npm run bench:profile -- [--kind=runs|bare] [--n=300] [--depth=3] [--interval-us=200]`);
+  console.error(`bench:profile: ${message}\nusage: npm run bench:profile -- [--kind=runs|bare] [--storage=disk|memory] [--n=300] [--depth=3] [--interval-us=200]`);
   process.exit(2);
 }
 
@@ -36,6 +37,7 @@ const { values: args } = (() => {
     return parseArgs({
       options: {
         kind: { type: "string", default: "runs" },
+        storage: { type: "string", default: "disk" },
         n: { type: "string", default: "300" },
         depth: { type: "string", default: "3" },
         "interval-us": { type: "string", default: "200" },
@@ -49,6 +51,9 @@ const { values: args } = (() => {
 
 const kind = args.kind;
 if (kind !== "runs" && kind !== "bare") usage(`--kind must be runs or bare, got "${kind}"`);
+const storage = args.storage;
+if (storage !== "disk" && storage !== "memory") usage(`--storage must be disk or memory, got "${storage}"`);
+if (storage === "memory" && !memoryStateAvailable()) usage("--storage=memory needs a writable /dev/shm, and this machine has none");
 const positive = (raw: string, what: string) => {
   const v = Number(raw);
   if (!Number.isInteger(v) || v < 1) usage(`${what} must be a positive integer, got "${raw}"`);
@@ -122,7 +127,7 @@ function summarise(profile: CpuProfile) {
   return { byId, total, root, all, label };
 }
 
-await withInstance("profile", {}, async (dev, client) => {
+await withInstance(`profile-${storage}`, {}, async (dev, client) => {
   const round = (count: number) => (kind === "runs" ? runsRound(client, count) : bareRound(client, count));
   await round(20);
   const session = await devtools(dev.inspectorPort);
@@ -165,4 +170,4 @@ await withInstance("profile", {}, async (dev, client) => {
   } finally {
     session.close();
   }
-});
+}, storage);

@@ -9,10 +9,17 @@
  * Both queues batch alike (max_batch_size 10, max_batch_timeout 2 s), and both
  * are driven by the same client concurrency. Rate = items / (last done − first
  * accepted), server clocks (D1 timestamps); the ratio is the figure.
+ *
+ * Measured twice, in two instances: with the instance's state on disk, as
+ * `npm start` keeps it, and in memory (`/dev/shm`, when the machine has it).
+ * On disk a run's time is mostly the local runtime's SQLite commits (its
+ * tracker's, its new object's database, D1's: a run makes about 11 times the
+ * file syncs of a bare message); in memory what is left is the CPU of the one
+ * runtime thread. BENCHMARKS.md gives both and why.
  */
 import { pool, type BenchClient } from "../lib/client";
 import { WORKSPACE } from "../lib/dev";
-import { waitFor, withInstance } from "../lib/instance";
+import { memoryStateAvailable, waitFor, withInstance, type StateStorage } from "../lib/instance";
 
 const CONCURRENCY = 8;
 
@@ -23,11 +30,19 @@ export interface Round {
   perSecond: number;
 }
 
-export interface ThroughputResult {
+/** One instance's rounds, alternating runs and bare, and their rates over all rounds. */
+export interface ThroughputSample {
+  storage: StateStorage;
   rounds: Round[];
   runsPerSecond: number;
   barePerSecond: number;
   ratio: number;
+}
+
+/** `memory` is null when the machine has no `/dev/shm` (it is then not measured). */
+export interface ThroughputResult {
+  disk: ThroughputSample;
+  memory: ThroughputSample | null;
 }
 
 /** `n` noop runs through the API, at CONCURRENCY, until all are terminal (each must succeed). */
@@ -64,8 +79,15 @@ export async function bareRound(client: BenchClient, n: number): Promise<Round> 
   return { kind: "bare", n, spanMs: span, perSecond: (n * 1000) / span };
 }
 
+/** Both storages in turn (disk, then memory): `rounds` rounds of `n` items of each kind per instance. */
 export async function throughput(n: number, rounds = 2): Promise<ThroughputResult> {
-  return withInstance("throughput", {}, async (_dev, client) => {
+  const disk = await throughputIn("disk", n, rounds);
+  const memory = memoryStateAvailable() ? await throughputIn("memory", n, rounds) : null;
+  return { disk, memory };
+}
+
+async function throughputIn(storage: StateStorage, n: number, rounds: number): Promise<ThroughputSample> {
+  return withInstance(`throughput-${storage}`, {}, async (_dev, client) => {
     // Warm-up both paths.
     await runsRound(client, 20);
     await bareRound(client, 20);
@@ -80,6 +102,6 @@ export async function throughput(n: number, rounds = 2): Promise<ThroughputResul
     };
     const runsPerSecond = total("runs");
     const barePerSecond = total("bare");
-    return { rounds: out, runsPerSecond, barePerSecond, ratio: runsPerSecond / barePerSecond };
-  });
+    return { storage, rounds: out, runsPerSecond, barePerSecond, ratio: runsPerSecond / barePerSecond };
+  }, storage);
 }

@@ -1,5 +1,5 @@
 /** One fresh local runtime per figure: its own state, started and always stopped and removed. */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { accessSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BenchClient } from "./client";
@@ -8,12 +8,43 @@ import { RESULTS_DIR } from "./results";
 
 export const LOG_DIR = resolve(RESULTS_DIR, "logs");
 
+/**
+ * Where an instance keeps its local state (`--persist-to`: D1's, every
+ * Durable Object's and the queues' SQLite files):
+ * - `disk`: the OS temporary directory (`os.tmpdir()`), as `npm start` keeps
+ *   its state on disk. Each SQLite commit there costs the machine's disk
+ *   writes and syncs, on the runtime's one thread.
+ * - `memory`: `/dev/shm`, a memory-backed file system (Linux), so the same
+ *   commits cost no disk I/O and a figure measures the runtime's CPU alone.
+ */
+export type StateStorage = "disk" | "memory";
+
+/** The memory-backed directory `memory` uses. */
+export const MEMORY_STATE_ROOT = "/dev/shm";
+
+/** Is `memory` available on this machine (a writable `/dev/shm` directory)? */
+export function memoryStateAvailable(): boolean {
+  try {
+    accessSync(MEMORY_STATE_ROOT, constants.W_OK);
+    return statSync(MEMORY_STATE_ROOT).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs `fn` against a fresh instance, then stops it and removes its state.
+ * Throws if `storage` is `memory` and the machine has no `/dev/shm`
+ * (check `memoryStateAvailable()` first).
+ */
 export async function withInstance<T>(
   label: string,
   vars: Record<string, string>,
   fn: (dev: DevServer, client: BenchClient) => Promise<T>,
+  storage: StateStorage = "disk",
 ): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), `oplife-bench-${label}-`));
+  if (storage === "memory" && !memoryStateAvailable()) throw new Error(`no writable ${MEMORY_STATE_ROOT} for an instance's state in memory`);
+  const dir = mkdtempSync(join(storage === "memory" ? MEMORY_STATE_ROOT : tmpdir(), `oplife-bench-${label}-`));
   const dev = new DevServer({ dir, label, vars });
   try {
     await dev.prepare();
